@@ -1,0 +1,162 @@
+/**
+ * ioredis connections made one way for the whole project: from a URL (`redis://`, `rediss://`
+ * for TLS, or several comma-separated URLs for a Redis Cluster), with every critical option set
+ * explicitly, errors translated in one place, and passwords never printed.
+ *
+ * The Redis store and the Redis shard coordinator use this module; ioredis is imported nowhere
+ * else. It does not define key names or scripts: each user of a connection does.
+ */
+import { Context, Effect, Layer, type Scope } from "effect"
+import { Cluster, Redis } from "ioredis"
+import type { RedisOptions } from "ioredis"
+import { StoreUnavailable } from "./StoreError.js"
+
+/** How to reach Redis and how long to wait for it. */
+export interface RedisConnectionOptions {
+  /** `redis://[user:password@]host:port[/db]`, `rediss://...`, or comma-separated URLs of cluster nodes. */
+  readonly url: string
+  /** Treat the URL as a Redis Cluster even if it names a single node. */
+  readonly cluster?: boolean | undefined
+  /** Most time to connect, in milliseconds (default 2,000). */
+  readonly connectTimeoutMillis?: number | undefined
+  /** Most time one command may take before it fails with `StoreUnavailable` (default 5,000). */
+  readonly commandTimeoutMillis?: number | undefined
+}
+
+/** An ioredis client, standalone or cluster. */
+export type RedisClient = Redis | Cluster
+
+/** A live connection and how to describe it without secrets. */
+export interface RedisConnectionShape {
+  readonly client: RedisClient
+  /** The URL with any password replaced by `***`. */
+  readonly redactedUrl: string
+  readonly isCluster: boolean
+  /** Opens another connection with the same options (for subscriptions and blocking commands). */
+  readonly duplicate: Effect.Effect<RedisClient, StoreUnavailable, Scope.Scope>
+}
+
+/** The connection service shared by the Redis store and the Redis coordinator of one process. */
+export class RedisConnection extends Context.Service<RedisConnection, RedisConnectionShape>()("shardfeed/RedisConnection") {}
+
+/** Replaces the password of every URL in a (comma-separated) Redis URL with `***`. */
+export const redactUrl = (url: string): string =>
+  url
+    .split(",")
+    .map((part) => part.trim().replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme: string, auth: string) => {
+      const colon = auth.indexOf(":")
+      return colon < 0 ? `${scheme}***@` : `${scheme}${auth.slice(0, colon)}:***@`
+    }))
+    .join(",")
+
+interface ParsedNode {
+  readonly host: string
+  readonly port: number
+  readonly username?: string | undefined
+  readonly password?: string | undefined
+  readonly db: number
+  readonly tls: boolean
+}
+
+const parseNode = (url: string): ParsedNode => {
+  const parsed = new URL(url.trim())
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    throw new Error(`unsupported scheme ${parsed.protocol} (use redis:// or rediss://)`)
+  }
+  const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0
+  if (!Number.isInteger(db) || db < 0) throw new Error("database number must be a non-negative integer")
+  return {
+    host: parsed.hostname === "" ? "127.0.0.1" : parsed.hostname,
+    port: parsed.port === "" ? 6379 : Number(parsed.port),
+    username: parsed.username === "" ? undefined : decodeURIComponent(parsed.username),
+    password: parsed.password === "" ? undefined : decodeURIComponent(parsed.password),
+    db,
+    tls: parsed.protocol === "rediss:"
+  }
+}
+
+/**
+ * The options every connection uses. Set explicitly rather than trusting defaults: commands fail
+ * fast while disconnected instead of queueing without bound, each command is retried at most
+ * once and times out, and reconnection goes on forever with a capped backoff so the store works
+ * again as soon as Redis returns.
+ */
+const baseOptions = (options: RedisConnectionOptions): RedisOptions => ({
+  protocol: 2,
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  enableAutoPipelining: true,
+  connectTimeout: options.connectTimeoutMillis ?? 2_000,
+  commandTimeout: options.commandTimeoutMillis ?? 5_000,
+  retryStrategy: (times: number) => Math.min(50 * times, 1_000),
+  enableReadyCheck: true
+})
+
+const createClient = (options: RedisConnectionOptions): RedisClient => {
+  const urls = options.url.split(",").filter((part) => part.trim().length > 0)
+  const nodes = urls.map(parseNode)
+  const first = nodes[0]
+  if (first === undefined) throw new Error("no Redis URL given")
+  const auth = {
+    username: first.username,
+    password: first.password,
+    ...(first.tls ? { tls: {} } : {})
+  }
+  if (options.cluster === true || nodes.length > 1) {
+    return new Cluster(nodes.map((node) => ({ host: node.host, port: node.port })), {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      scaleReads: "master",
+      maxRedirections: 16,
+      clusterRetryStrategy: (times: number) => Math.min(100 * times, 1_000),
+      // ioredis's cluster auto-pipelining rejects pipelines whose commands' slots fall into
+      // different allocation groups of one node, so on a cluster every command goes on its own.
+      enableAutoPipelining: false,
+      redisOptions: { ...baseOptions(options), enableAutoPipelining: false, ...auth }
+    })
+  }
+  return new Redis({ ...baseOptions(options), ...auth, host: first.host, port: first.port, db: first.db })
+}
+
+/** Describes an ioredis failure without secrets, for `StoreUnavailable` messages. */
+export const describeError = (cause: unknown): string => {
+  const message = cause instanceof Error ? cause.message : String(cause)
+  return redactUrl(message)
+}
+
+/** Opens a client and waits until it is ready, or fails with `StoreUnavailable` in bounded time. */
+const connect = (options: RedisConnectionOptions): Effect.Effect<RedisClient, StoreUnavailable, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const client = createClient(options)
+        // Errors are reported through the commands that fail; without a listener ioredis would
+        // print every reconnection error.
+        client.on("error", () => undefined)
+        try {
+          await client.connect()
+        } catch (cause) {
+          client.disconnect()
+          throw cause
+        }
+        return client
+      },
+      catch: (cause) =>
+        new StoreUnavailable({ backend: "redis", message: `cannot connect to ${redactUrl(options.url)}: ${describeError(cause)}` })
+    }),
+    (client) => Effect.promise(() => client.quit().then(() => undefined, () => client.disconnect()))
+  )
+
+/** Opens a connection for the lifetime of the scope. */
+export const make = (options: RedisConnectionOptions): Effect.Effect<RedisConnectionShape, StoreUnavailable, Scope.Scope> =>
+  Effect.map(connect(options), (client) => ({
+    client,
+    redactedUrl: redactUrl(options.url),
+    isCluster: client instanceof Cluster,
+    duplicate: connect(options)
+  }))
+
+/** The connection as a layer. */
+export const layer = (options: RedisConnectionOptions): Layer.Layer<RedisConnection, StoreUnavailable> =>
+  Layer.effect(RedisConnection, make(options))
