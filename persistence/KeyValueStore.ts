@@ -186,13 +186,25 @@ export const continueAfter = (range: KeyRange, last: Uint8Array, reverse: boolea
     ? { gte: range.gte, gt: range.gt, lt: last, lte: undefined }
     : { gt: last, gte: undefined, lte: range.lte, lt: range.lt }
 
+/** Validates namespaces, remembering the last good one: a batch usually repeats it. */
+class NamespaceCheck {
+  private last: string | undefined
+  constructor(private readonly config: StoreConfigShape) {}
+  check(namespace: string): InvalidArgument | undefined {
+    if (namespace === this.last) return undefined
+    const bad = userNamespace(namespace, this.config)
+    if (bad === undefined) this.last = namespace
+    return bad
+  }
+}
+
 /** Turns one caller op into backend ops, or names the bad field. */
-const encodeOp = (op: BatchOp, config: StoreConfigShape, out: Array<WriteOp>): InvalidArgument | undefined => {
+const encodeOp = (op: BatchOp, config: StoreConfigShape, out: Array<WriteOp>, namespaces: NamespaceCheck): InvalidArgument | undefined => {
   switch (op.op) {
     case "put":
     case "delete":
     case "putVersion": {
-      const bad = userNamespace(op.namespace, config)
+      const bad = namespaces.check(op.namespace)
       if (bad !== undefined) return bad
       const key = ByteUtil.toBytes(op.key)
       const badKey = Validate.key(key, config)
@@ -246,8 +258,9 @@ export const encodeBatch = (batch: Batch, config: StoreConfigShape): PartitionBa
   if (batch.ops.length === 0) return new InvalidArgument({ field: "ops", message: "must hold at least one op" })
   const ops: Array<WriteOp> = []
   let size = 0
+  const checked = new NamespaceCheck(config)
   for (const op of batch.ops) {
-    const bad = encodeOp(op, config, ops)
+    const bad = encodeOp(op, config, ops, checked)
     if (bad !== undefined) return bad
     size += op.op === "append" ? op.values.length : 1
     if (size > config.batchOpsMax) {

