@@ -1,0 +1,69 @@
+/**
+ * The typed errors of the entity runtime. They are Schema errors because an `ask` may be answered
+ * by another worker process, and the caller must see the same error there as here.
+ */
+import { Schema } from "effect"
+
+/** The entity's mailbox already holds `capacity` messages; the message was not accepted. */
+export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull", {
+  entity: Schema.String,
+  capacity: Schema.Number
+}) {}
+
+/** The message made its handler fail `attempts` times in a row; it was skipped. */
+export class PoisonMessage extends Schema.TaggedError<PoisonMessage>()("PoisonMessage", {
+  entity: Schema.String,
+  message: Schema.String,
+  attempts: Schema.Number,
+  cause: Schema.String
+}) {}
+
+/** No reply came within the ask's timeout; the message may still be handled. */
+export class AskTimeout extends Schema.TaggedError<AskTimeout>()("AskTimeout", {
+  entity: Schema.String,
+  timeoutMillis: Schema.Number
+}) {}
+
+/** This process does not own the entity's shard (now); the sender should retry against the shard map. */
+export class ShardNotOwned extends Schema.TaggedError<ShardNotOwned>()("ShardNotOwned", {
+  entity: Schema.String,
+  shard: Schema.Number
+}) {}
+
+/** No entity type of this name is registered with the runtime. */
+export class UnknownEntityType extends Schema.TaggedError<UnknownEntityType>()("UnknownEntityType", {
+  type: Schema.String
+}) {}
+
+/** Too many entities are resident and busy to activate another one; retry later. */
+export class Overloaded extends Schema.TaggedError<Overloaded>()("Overloaded", {
+  resident: Schema.Number
+}) {}
+
+/**
+ * The entity could not be recovered, or the message's writes could not be committed (the store
+ * was unavailable, or the shard's fence moved on). Nothing of the message is durable; the entity
+ * restarts from the store and the message may be retried.
+ */
+export class EntityUnavailable extends Schema.TaggedError<EntityUnavailable>()("EntityUnavailable", {
+  entity: Schema.String,
+  reason: Schema.String
+}) {}
+
+/** A message failed to decode with the entity type's schema. */
+export class InvalidMessage extends Schema.TaggedError<InvalidMessage>()("InvalidMessage", {
+  entity: Schema.String,
+  field: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The errors any delivery can fail with, besides the handler's own declared errors. */
+export type DeliveryError =
+  | MailboxFull
+  | PoisonMessage
+  | AskTimeout
+  | ShardNotOwned
+  | UnknownEntityType
+  | Overloaded
+  | EntityUnavailable
+  | InvalidMessage

@@ -1,0 +1,85 @@
+/**
+ * The entity runtime's metrics, in Effect's registry (exported by the node's `/metrics`):
+ * messages and handler latency per entity type, active entities per type, mailbox depth, commit
+ * rounds and their sizes, poison messages. Updated without running an Effect, since they sit on
+ * the message hot path.
+ */
+import { type Context, Metric } from "effect"
+
+/** Messages handled, by `type` and `outcome` (`ok`, `error`). */
+export const messages = Metric.counter("shardfeed_entity_messages_total", { description: "Entity messages handled" })
+/** Handler latency in seconds, by `type`. */
+export const handlerSeconds = Metric.histogram("shardfeed_entity_handler_seconds", {
+  description: "Entity handler latency",
+  boundaries: Metric.exponentialBoundaries({ start: 0.00001, factor: 2, count: 20 })
+})
+/** Resident entities, by `type`. */
+export const activeEntities = Metric.gauge("shardfeed_entities_active", { description: "Resident entity activations" })
+/** Messages waiting in mailboxes, all entities. */
+export const mailboxDepth = Metric.gauge("shardfeed_entity_mailbox_depth", { description: "Messages waiting in entity mailboxes" })
+/** Commit rounds, by `outcome` (`ok`, `fenced`, `unavailable`). */
+export const commits = Metric.counter("shardfeed_commits_total", { description: "Group-commit rounds" })
+/** Writes per commit round. */
+export const commitWrites = Metric.histogram("shardfeed_commit_batch_writes", {
+  description: "Writes per group-commit round",
+  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 17 })
+})
+/** Messages skipped as poison, by `type`. */
+export const poisonMessages = Metric.counter("shardfeed_entity_poison_messages_total", { description: "Messages skipped as poison" })
+
+/** Metric handles bound to one context, cached per entity type. */
+export class EntityMetrics {
+  private readonly perType = new Map<string, {
+    readonly ok: Metric.Metric<number, unknown>
+    readonly error: Metric.Metric<number, unknown>
+    readonly latency: Metric.Metric<number, unknown>
+    readonly active: Metric.Metric<number, unknown>
+    readonly poison: Metric.Metric<number, unknown>
+  }>()
+  private readonly commitOutcomes = new Map<string, Metric.Metric<number, unknown>>()
+
+  constructor(private readonly context: Context.Context<never>) {}
+
+  private of(type: string) {
+    let metrics = this.perType.get(type)
+    if (metrics === undefined) {
+      metrics = {
+        ok: Metric.withAttributes(messages, { type, outcome: "ok" }),
+        error: Metric.withAttributes(messages, { type, outcome: "error" }),
+        latency: Metric.withAttributes(handlerSeconds, { type }),
+        active: Metric.withAttributes(activeEntities, { type }),
+        poison: Metric.withAttributes(poisonMessages, { type })
+      }
+      this.perType.set(type, metrics)
+    }
+    return metrics
+  }
+
+  handled(type: string, seconds: number, outcome: "ok" | "error"): void {
+    const metrics = this.of(type)
+    metrics.latency.updateUnsafe(seconds, this.context)
+    ;(outcome === "ok" ? metrics.ok : metrics.error).updateUnsafe(1, this.context)
+  }
+
+  active(type: string, count: number): void {
+    this.of(type).active.updateUnsafe(count, this.context)
+  }
+
+  poisoned(type: string): void {
+    this.of(type).poison.updateUnsafe(1, this.context)
+  }
+
+  mailbox(depth: number): void {
+    mailboxDepth.updateUnsafe(depth, this.context)
+  }
+
+  committed(outcome: string, writes: number): void {
+    let counter = this.commitOutcomes.get(outcome)
+    if (counter === undefined) {
+      counter = Metric.withAttributes(commits, { outcome })
+      this.commitOutcomes.set(outcome, counter)
+    }
+    counter.updateUnsafe(1, this.context)
+    commitWrites.updateUnsafe(writes, this.context)
+  }
+}

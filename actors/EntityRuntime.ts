@@ -1,0 +1,328 @@
+/**
+ * The in-process entity host on nact. It keeps one nact actor per resident entity, activates an
+ * entity on its first message (recovering its state from the store first), runs one message at a
+ * time per entity, commits writes by group commit, answers after the commit, passivates idle
+ * entities and enforces the resident cap. It is told which shards it owns and at which epoch
+ * (`assignShard`) and when to let one go (`stopShard`); it knows nothing about how ownership is
+ * decided (Redis coordination lives in `sharding/`).
+ *
+ * The runtime is itself a `Messenger`: in the embedded default, clients deliver straight to it.
+ */
+import { Context, Effect, Exit, Layer, Option, PubSub, Schedule, type Scope, Stream } from "effect"
+import { dispatch, spawn, start, stop } from "nact"
+import { IndexedStore } from "../persistence/IndexedStore.js"
+import { utf8Length } from "../persistence/internal/bytes.js"
+import { KeyValueStore } from "../persistence/KeyValueStore.js"
+import { StoreBackend } from "../persistence/StoreBackend.js"
+import { StoreConfig } from "../persistence/StoreConfig.js"
+import type { InvalidArgument, ReadError } from "../persistence/StoreError.js"
+import type { Behavior, Registered } from "./Entity.js"
+import { InvalidMessage, MailboxFull, Overloaded, ShardNotOwned, UnknownEntityType } from "./EntityError.js"
+import type { EntityEvent } from "./EntityEvent.js"
+import { EntityMetrics } from "./EntityMetrics.js"
+import { AskTracker } from "./internal/askTracker.js"
+import { EntityCell } from "./internal/entityCell.js"
+import { GroupCommitter } from "./internal/groupCommit.js"
+import type { Host } from "./internal/host.js"
+import { type Envelope, Messenger, type MessengerShape } from "./Messenger.js"
+import { RuntimeConfig, type RuntimeConfigShape, validate } from "./RuntimeConfig.js"
+import { partitionOf, shardOf } from "./ShardId.js"
+
+/** Counts for dashboards and tests. */
+export interface RuntimeStats {
+  readonly resident: number
+  readonly residentByType: ReadonlyMap<string, number>
+  readonly mailboxDepth: number
+  readonly ownedShards: number
+  readonly asksInFlight: number
+}
+
+/** The entity runtime. */
+export interface EntityRuntimeShape extends MessengerShape {
+  readonly config: RuntimeConfigShape
+  /** Registers an entity type's behaviour, with the services its handlers need. */
+  readonly register: <R>(behavior: Behavior<R>) => Effect.Effect<void, InvalidArgument, R>
+  /** Takes ownership of a shard at `epoch` (registered with the store, so older owners are fenced). */
+  readonly assignShard: (shard: number, epoch: number) => Effect.Effect<void, ReadError>
+  /** Stops taking messages for a shard, drains and commits them, passivates its entities. */
+  readonly stopShard: (shard: number) => Effect.Effect<void>
+  /** Shards owned now, with their epochs. */
+  readonly owned: () => ReadonlyMap<number, number>
+  /** The lifecycle events as they happen (a slow subscriber loses the oldest). */
+  readonly events: Stream.Stream<EntityEvent>
+  readonly stats: () => RuntimeStats
+  /** The shard of an entity. */
+  readonly shardOf: (type: string, id: string) => number
+}
+
+/** The entity runtime service. */
+export class EntityRuntime extends Context.Service<EntityRuntime, EntityRuntimeShape>()("shardfeed/EntityRuntime") {}
+
+const ENTITY_ID_BYTES_MAX = 512
+const ASKS_IN_FLIGHT_MAX = 1_000_000
+/** Entities the resident cap's CLOCK hand may pass over per activation. */
+const RESIDENT_SCAN_MAX = 4_096
+const EVENTS_BUFFER = 4_096
+
+/** Checks an entity id: 1 to 512 bytes of UTF-8 without U+0000 (which separates keys). */
+export const validateEntityId = (type: string, id: string): InvalidMessage | undefined =>
+  typeof id !== "string" || id.length === 0 || utf8Length(id) > ENTITY_ID_BYTES_MAX || id.includes("\u0000")
+    ? new InvalidMessage({ entity: `${type}/${String(id).slice(0, 64)}`, field: "id", message: "must be 1 to 512 bytes of UTF-8 without U+0000" })
+    : undefined
+
+/** Builds a runtime that owns no shard yet. */
+export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueStore | IndexedStore | StoreBackend | Scope.Scope> = Effect.gen(function*() {
+  const config = yield* Effect.flatMap(RuntimeConfig, validate)
+  const storeConfig = yield* StoreConfig
+  const store = yield* KeyValueStore
+  const indexed = yield* IndexedStore
+  const context = yield* Effect.context<never>()
+  const metrics = new EntityMetrics(context)
+  const events = yield* PubSub.sliding<EntityEvent>(EVENTS_BUFFER)
+  const system = start()
+  const registry = new Map<string, Registered>()
+  // Insertion order is recency: each delivery re-inserts its entity, so the first is the LRU.
+  const cells = new Map<string, EntityCell>()
+  const byShard = new Map<number, Set<EntityCell>>()
+  const owned = new Map<number, number>()
+  const stopping = new Set<number>()
+  const tracker = new AskTracker(ASKS_IN_FLIGHT_MAX, Date.now)
+  let mailboxDepth = 0
+  let actorNames = 0
+
+  const committer = new GroupCommitter(
+    yield* StoreBackend,
+    (shard) => (stopping.has(shard) || owned.has(shard) ? owned.get(shard) : undefined),
+    config.commitOpsMax,
+    (report) => metrics.committed(report.outcome, report.writes),
+    (shard) => {
+      owned.delete(shard)
+      PubSub.publishUnsafe(events, { _tag: "ShardFenced", shard })
+    }
+  )
+
+  const host: Host = {
+    config,
+    storeConfig,
+    store,
+    indexed,
+    committer,
+    now: Date.now,
+    owns: (shard) => owned.has(shard),
+    event: (event) => void PubSub.publishUnsafe(events, event),
+    dequeued: () => {
+      mailboxDepth--
+    },
+    handled: (type, seconds, outcome) => metrics.handled(type, seconds, outcome),
+    poisoned: (type) => metrics.poisoned(type),
+    log: (message, detail) => {
+      Effect.runFork(Effect.logWarning(message, ...(detail === undefined ? [] : [String(detail)])))
+    }
+  }
+
+  const residentByType = new Map<string, number>()
+  const countResident = (type: string, delta: number) => {
+    const count = (residentByType.get(type) ?? 0) + delta
+    residentByType.set(type, count)
+    metrics.active(type, count)
+  }
+
+  const passivate = (cell: EntityCell, reason: "idle" | "resident-cap" | "shard-stopped") => {
+    cell.moveTo("passivating")
+    cells.delete(cell.key)
+    byShard.get(cell.shard)?.delete(cell)
+    stop(cell.actor as Parameters<typeof stop>[0])
+    cell.moveTo("stopped")
+    mailboxDepth -= cell.queued
+    countResident(cell.type, -1)
+    PubSub.publishUnsafe(events, { _tag: "Passivated", type: cell.type, id: cell.id, reason })
+  }
+
+  /**
+   * Makes room under the resident cap (the CLOCK approximation of least recently used): from the
+   * oldest activation on, an entity used since the hand last passed gets a second chance (moved
+   * to the back), an idle one that was not is passivated. The scan per activation is bounded.
+   */
+  const makeRoom = (): boolean => {
+    let scanned = 0
+    for (const cell of cells.values()) {
+      if (cells.size < config.residentEntitiesMax) return true
+      if (scanned++ >= RESIDENT_SCAN_MAX) break
+      if (cell.touched) {
+        cell.touched = false
+        cells.delete(cell.key)
+        cells.set(cell.key, cell)
+      } else if (cell.idle) {
+        passivate(cell, "resident-cap")
+      }
+    }
+    return cells.size < config.residentEntitiesMax
+  }
+
+  const activate = (registered: Registered, id: string, shard: number, key: string): EntityCell | undefined => {
+    if (cells.size >= config.residentEntitiesMax && !makeRoom()) return undefined
+    const cell = new EntityCell(host, registered, id, shard, partitionOf(shard))
+    cell.actor = spawn(system, (state: unknown, envelope: Envelope) => {
+      const pending = cell.handle(envelope)
+      return pending === undefined ? state : pending.then(() => state)
+    }, `e${++actorNames}`)
+    cells.set(key, cell)
+    let shardCells = byShard.get(shard)
+    if (shardCells === undefined) {
+      shardCells = new Set()
+      byShard.set(shard, shardCells)
+    }
+    shardCells.add(cell)
+    countResident(cell.type, 1)
+    return cell
+  }
+
+  const refuse = (envelope: Envelope, error: unknown) => {
+    if (envelope.reply !== undefined) envelope.reply(Exit.fail(error))
+    else host.log(`message ${envelope.tag} to ${envelope.type}/${envelope.id} refused`, (error as { _tag?: string })._tag)
+  }
+
+  /** Finds or activates the entity of an envelope, or refuses the envelope. */
+  const cellFor = (envelope: Envelope, key: string): EntityCell | undefined => {
+    const existing = cells.get(key)
+    if (existing !== undefined) {
+      if (!existing.registered.behavior.handlers.has(envelope.tag)) {
+        refuse(envelope, new InvalidMessage({ entity: existing.label, field: "message", message: `unknown message ${envelope.tag}` }))
+        return undefined
+      }
+      if (!owned.has(existing.shard) || stopping.has(existing.shard)) {
+        refuse(envelope, new ShardNotOwned({ entity: existing.label, shard: existing.shard }))
+        return undefined
+      }
+      existing.touched = true
+      return existing
+    }
+    const registered = registry.get(envelope.type)
+    if (registered === undefined) return void refuse(envelope, new UnknownEntityType({ type: envelope.type }))
+    const badId = validateEntityId(envelope.type, envelope.id)
+    if (badId !== undefined) return void refuse(envelope, badId)
+    if (!registered.behavior.handlers.has(envelope.tag)) {
+      return void refuse(envelope, new InvalidMessage({ entity: `${envelope.type}/${envelope.id}`, field: "message", message: `unknown message ${envelope.tag}` }))
+    }
+    const shard = shardOf(envelope.type, envelope.id, config.shardCount)
+    if (!owned.has(shard) || stopping.has(shard)) {
+      return void refuse(envelope, new ShardNotOwned({ entity: `${envelope.type}/${envelope.id}`, shard }))
+    }
+    const cell = activate(registered, envelope.id, shard, key)
+    if (cell === undefined) refuse(envelope, new Overloaded({ resident: cells.size }))
+    return cell
+  }
+
+  const deliver = (incoming: Envelope): void => {
+    const envelope = tracker.track(incoming)
+    if (envelope === undefined) return
+    const cell = cellFor(envelope, `${envelope.type}\u0000${envelope.id}`)
+    if (cell === undefined) return
+    const capacity = cell.registered.behavior.options.mailboxCapacityMax ?? config.mailboxCapacityMax
+    if (cell.queued >= capacity) return refuse(envelope, new MailboxFull({ entity: cell.label, capacity }))
+    cell.queued++
+    mailboxDepth++
+    dispatch(cell.actor as Parameters<typeof dispatch>[0], envelope)
+  }
+
+  /** Passivates idle entities past their type's idle time; runs on the runtime's own fiber. */
+  const sweep = Effect.sync(() => {
+    const now = Date.now()
+    for (const cell of [...cells.values()]) {
+      const idleMillis = cell.registered.behavior.options.idlePassivationMillis ?? config.idlePassivationMillis
+      if (cell.idle && (now - cell.lastActive >= idleMillis || !owned.has(cell.shard) && !stopping.has(cell.shard))) {
+        passivate(cell, now - cell.lastActive >= idleMillis ? "idle" : "shard-stopped")
+      }
+    }
+    metrics.mailbox(mailboxDepth)
+  })
+  const sweepEvery = Math.max(10, Math.min(1_000, Math.floor(config.idlePassivationMillis / 4)))
+  yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(sweepEvery)))
+  yield* Effect.forkScoped(Effect.repeat(Effect.sync(() => tracker.tick()), Schedule.spaced(50)))
+
+  const waitIdle = (shardCells: ReadonlySet<EntityCell>, deadline: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const busy = [...shardCells].some((cell) => !cell.idle)
+      if (!busy || Date.now() >= deadline) return Effect.void
+      return Effect.flatMap(Effect.sleep(5), () => waitIdle(shardCells, deadline))
+    })
+
+  const stopShard = (shard: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (!owned.has(shard)) return Effect.void
+      const started = Date.now()
+      stopping.add(shard)
+      const shardCells = byShard.get(shard) ?? new Set<EntityCell>()
+      return Effect.map(waitIdle(shardCells, started + config.stopShardTimeoutMillis), () => {
+        const count = shardCells.size
+        for (const cell of [...shardCells]) {
+          if (!cell.idle) host.log(`entity ${cell.label} still busy when shard ${shard} stopped`)
+          passivate(cell, "shard-stopped")
+        }
+        byShard.delete(shard)
+        owned.delete(shard)
+        stopping.delete(shard)
+        PubSub.publishUnsafe(events, { _tag: "ShardStopped", shard, entities: count, millis: Date.now() - started })
+      })
+    })
+
+  yield* Effect.addFinalizer(() =>
+    Effect.forEach([...owned.keys()], stopShard, { discard: true, concurrency: "unbounded" }).pipe(
+      Effect.andThen(Effect.sync(() => stop(system)))
+    )
+  )
+
+  const runtime: EntityRuntimeShape = {
+    config,
+    deliver,
+    register: <R>(behavior: Behavior<R>) =>
+      Effect.map(Effect.context<R>(), (handlerContext) => {
+        // Handlers may always talk to other entities: through the messenger of the registering
+        // context (the cluster router, when there is one), or else this runtime.
+        const messenger = Option.getOrElse(Context.getOption(handlerContext as Context.Context<never>, Messenger), () => runtime)
+        const context = Context.add(handlerContext, Messenger, messenger) as Context.Context<never>
+        registry.set(behavior.entity.type, { behavior: behavior as Behavior<unknown>, context })
+      }),
+    assignShard: (shard, epoch) =>
+      Effect.map(store.registerEpoch(partitionOf(shard), epoch), (registered) => {
+        owned.set(shard, Math.max(epoch, registered))
+        PubSub.publishUnsafe(events, { _tag: "ShardAssigned", shard, epoch })
+      }),
+    stopShard,
+    owned: () => owned,
+    events: Stream.fromPubSub(events),
+    stats: () => ({ resident: cells.size, residentByType: new Map(residentByType), mailboxDepth, ownedShards: owned.size, asksInFlight: tracker.size }),
+    shardOf: (type, id) => shardOf(type, id, config.shardCount)
+  }
+  return runtime
+})
+
+/**
+ * Takes every shard at the next epoch: the embedded default, where this process is the only
+ * writer. The epoch still grows on every start, so a stale process could never write late.
+ */
+export const assignAllShards = (runtime: EntityRuntimeShape): Effect.Effect<void, ReadError, KeyValueStore> =>
+  Effect.flatMap(KeyValueStore, (store) =>
+    Effect.forEach(
+      Array.from({ length: runtime.config.shardCount }, (_, shard) => shard),
+      (shard) => Effect.flatMap(store.epoch(partitionOf(shard)), (epoch) => runtime.assignShard(shard, epoch + 1)),
+      { concurrency: 16, discard: true }
+    ))
+
+/** A runtime owning no shards (the scale-out coordinator assigns them), also as the `Messenger`. */
+export const layer: Layer.Layer<EntityRuntime | Messenger, InvalidArgument, KeyValueStore | IndexedStore | StoreBackend> = Layer.effectContext(
+  Effect.map(make, (runtime) => Context.make(EntityRuntime, runtime).pipe(Context.add(Messenger, runtime)))
+)
+
+/** A runtime owning every shard: the embedded default on one process. */
+export const layerLocal: Layer.Layer<EntityRuntime | Messenger, InvalidArgument | ReadError, KeyValueStore | IndexedStore | StoreBackend> = Layer.effectContext(
+  Effect.gen(function*() {
+    const runtime = yield* make
+    yield* assignAllShards(runtime)
+    return Context.make(EntityRuntime, runtime).pipe(Context.add(Messenger, runtime))
+  })
+)
+
+/** Registers a behaviour when the layer is built. */
+export const register = <R>(behavior: Behavior<R>): Layer.Layer<never, InvalidArgument, EntityRuntime | R> =>
+  Layer.effectDiscard(Effect.flatMap(EntityRuntime, (runtime) => runtime.register(behavior)))

@@ -1,0 +1,144 @@
+/**
+ * Group commit: the writes of every entity that handled messages while the previous round was
+ * being written are committed together, one fenced batch per partition (shard), in one backend
+ * round. There is at most one round in flight; messages arriving meanwhile accumulate into the
+ * next one, so the batch size follows the load with no timer ("natural batching"). Each entity's
+ * replies wait for the round that holds its writes.
+ *
+ * Rounds go straight to the `StoreBackend`: every write was validated when a handler staged it,
+ * so checking it again on the way out would only cost time.
+ */
+import { Cause, Effect, Exit } from "effect"
+import type { BatchOutcome, PartitionBatch, StoreBackendShape, WriteOp } from "../../persistence/StoreBackend.js"
+
+/** An entity with writes to commit. */
+export interface Participant {
+  readonly shard: number
+  readonly partition: string
+  /** Writes waiting in the open round (appended values counted one by one). */
+  readonly openSize: number
+  /** Closes the open round and returns its writes. */
+  takeOpen(): { readonly round: number; readonly ops: ReadonlyArray<WriteOp> }
+  /** The round is durable. */
+  committed(round: number): void
+  /** The round failed; none of it is durable. */
+  failed(round: number, reason: string): void
+}
+
+/** What a round reports, for metrics. */
+export interface RoundReport {
+  readonly writes: number
+  readonly participants: number
+  readonly batches: number
+  readonly outcome: "ok" | "fenced" | "unavailable"
+}
+
+/** Collects participants and commits them round by round. */
+export class GroupCommitter {
+  private readonly dirty = new Set<Participant>()
+  private running = false
+
+  constructor(
+    private readonly backend: StoreBackendShape,
+    /** The epoch this process holds for a shard, or undefined when it no longer owns it. */
+    private readonly epochOf: (shard: number) => number | undefined,
+    private readonly writesMax: number,
+    private readonly onRound: (report: RoundReport) => void,
+    private readonly onFenced: (shard: number) => void
+  ) {}
+
+  /** Queues a participant for the next round (idempotent). */
+  schedule(participant: Participant): void {
+    this.dirty.add(participant)
+    if (!this.running) {
+      this.running = true
+      // The next turn of the event loop: messages handled in this turn join the same round.
+      setImmediate(this.round)
+    }
+  }
+
+  /** Drops a participant whose open writes were discarded. */
+  cancel(participant: Participant): void {
+    this.dirty.delete(participant)
+  }
+
+  /** Participants waiting for a round. */
+  get waiting(): number {
+    return this.dirty.size
+  }
+
+  private readonly round = (): void => {
+    const taken: Array<{ readonly participant: Participant; readonly round: number; readonly ops: ReadonlyArray<WriteOp> }> = []
+    let writes = 0
+    for (const participant of this.dirty) {
+      // Bounded rounds: the rest waits for the next one (a single participant always fits).
+      if (taken.length > 0 && writes + participant.openSize > this.writesMax) break
+      this.dirty.delete(participant)
+      writes += participant.openSize
+      const { round, ops } = participant.takeOpen()
+      if (ops.length > 0) taken.push({ participant, round, ops })
+      else participant.committed(round)
+    }
+    const groups = new Map<string, { shard: number; ops: Array<WriteOp>; members: typeof taken }>()
+    for (const item of taken) {
+      let group = groups.get(item.participant.partition)
+      if (group === undefined) {
+        group = { shard: item.participant.shard, ops: [], members: [] }
+        groups.set(item.participant.partition, group)
+      }
+      for (const op of item.ops) group.ops.push(op)
+      group.members.push(item)
+    }
+    const batches: Array<PartitionBatch> = []
+    const committing: Array<typeof taken> = []
+    for (const [partition, group] of groups) {
+      const epoch = this.epochOf(group.shard)
+      if (epoch === undefined) {
+        for (const member of group.members) member.participant.failed(member.round, `shard ${group.shard} is not owned here`)
+        continue
+      }
+      batches.push({ partition, ops: group.ops, epoch })
+      committing.push(group.members)
+    }
+    if (batches.length === 0) return this.next()
+    Effect.runCallback(this.backend.write(batches), {
+      onExit: (exit) => {
+        this.settle(exit, batches, committing, writes)
+        this.next()
+      }
+    })
+  }
+
+  private settle(
+    exit: Exit.Exit<ReadonlyArray<BatchOutcome>, unknown>,
+    batches: ReadonlyArray<PartitionBatch>,
+    committing: ReadonlyArray<ReadonlyArray<{ readonly participant: Participant; readonly round: number }>>,
+    writes: number
+  ): void {
+    const participants = committing.reduce((sum, members) => sum + members.length, 0)
+    if (Exit.isFailure(exit)) {
+      const reason = Cause.pretty(exit.cause)
+      for (const members of committing) for (const member of members) member.participant.failed(member.round, reason)
+      this.onRound({ writes, participants, batches: batches.length, outcome: "unavailable" })
+      return
+    }
+    let fenced = false
+    exit.value.forEach((outcome, i) => {
+      const members = committing[i]!
+      if (outcome._tag === "Committed") {
+        for (const member of members) member.participant.committed(member.round)
+        return
+      }
+      const reason = `fenced on partition ${batches[i]!.partition}: epoch ${batches[i]!.epoch} < ${outcome.currentEpoch}`
+      for (const member of members) member.participant.failed(member.round, reason)
+      fenced = true
+      this.onFenced(members[0]!.participant.shard)
+    })
+    this.onRound({ writes, participants, batches: batches.length, outcome: fenced ? "fenced" : "ok" })
+  }
+
+  private next(): void {
+    if (this.dirty.size > 0) setImmediate(this.round)
+    else this.running = false
+  }
+}

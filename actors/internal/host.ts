@@ -1,0 +1,27 @@
+/**
+ * What an entity cell needs from its runtime: stores, limits, the group committer, the clock,
+ * shard ownership, and where to report events, metrics and logs.
+ */
+import type { IndexedStoreShape } from "../../persistence/IndexedStore.js"
+import type { KeyValueStoreShape } from "../../persistence/KeyValueStore.js"
+import type { StoreConfigShape } from "../../persistence/StoreConfig.js"
+import type { EntityEvent } from "../EntityEvent.js"
+import type { RuntimeConfigShape } from "../RuntimeConfig.js"
+import type { GroupCommitter } from "./groupCommit.js"
+
+/** The runtime, as its cells see it. */
+export interface Host {
+  readonly config: RuntimeConfigShape
+  readonly storeConfig: StoreConfigShape
+  readonly store: KeyValueStoreShape
+  readonly indexed: IndexedStoreShape
+  readonly committer: GroupCommitter
+  readonly now: () => number
+  readonly owns: (shard: number) => boolean
+  readonly event: (event: EntityEvent) => void
+  /** A message left a mailbox. */
+  readonly dequeued: () => void
+  readonly handled: (type: string, seconds: number, outcome: "ok" | "error") => void
+  readonly poisoned: (type: string) => void
+  readonly log: (message: string, detail?: unknown) => void
+}

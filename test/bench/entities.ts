@@ -1,0 +1,171 @@
+/**
+ * `npm run bench -- entities [--seconds 3]`: the entity runtime against raw nact, raw
+ * classic-level and effect/cluster, in one run.
+ *
+ * - ask round trips to one entity, one at a time, vs raw nact `query` round trips;
+ * - asks spread over 10,000 entities with 1,000 in flight vs the same on raw nact actors;
+ * - persisted increments (direct style, LevelDB, 10,000 entities, 1,000 in flight, each
+ *   acknowledged after its commit) vs raw classic-level batched puts of the same records;
+ * - effect 4.1.0's effect/cluster (TestRunner, volatile messages) running an equivalent entity,
+ *   to one entity and over 1,000, vs shardfeed's ask at the same concurrency.
+ *
+ * Each driver keeps N calls in flight with plain Promises, so the drivers cost the same for
+ * every contender; shardfeed is measured through its Promise facade and its Effect API.
+ */
+import { ClassicLevel } from "classic-level"
+import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import { Entity as ClusterEntity, TestRunner } from "effect/cluster"
+import { Rpc } from "effect/rpc"
+import { dispatch, query, spawn, start, stop } from "nact"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as EntityClient from "../../actors/EntityClient.js"
+import * as EntityRuntime from "../../actors/EntityRuntime.js"
+import { Counter, CounterBehavior } from "../../examples/entities/Counter.js"
+import * as LevelStore from "../../persistence/LevelStore.js"
+import * as MemoryStore from "../../persistence/MemoryStore.js"
+import { options, report, type Row } from "./report.js"
+
+/** Keeps `inFlight` calls running for `millis`; returns calls per second. */
+const drive = async (inFlight: number, millis: number, call: (i: number) => Promise<unknown>): Promise<number> => {
+  let done = 0
+  let next = 0
+  const deadline = performance.now() + millis
+  const started = performance.now()
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      await call(next++)
+      done++
+    }
+  }
+  await Promise.all(Array.from({ length: inFlight }, worker))
+  return (done * 1000) / (performance.now() - started)
+}
+
+/** Warm up, then measure. */
+const measure = async (inFlight: number, millis: number, call: (i: number) => Promise<unknown>) => {
+  await drive(inFlight, Math.min(500, millis / 3), call)
+  return drive(inFlight, millis, call)
+}
+
+const tempDir = (label: string) => Fs.mkdtempSync(Path.join(Os.tmpdir(), `shardfeed-bench-${label}-`))
+
+/** Raw nact: `count` counter actors answering queries. */
+const nactFigures = async (millis: number) => {
+  const system = start()
+  const actors = Array.from({ length: 10_000 }, (_, i) =>
+    spawn(system, (state: number, message: { sender: unknown }) => {
+      dispatch(message.sender as never, state + 1)
+      return state + 1
+    }, `a${i}`, { initialState: 0 }))
+  const one = await measure(1, millis, () => query(actors[0]!, (sender: unknown) => ({ sender }), 10_000))
+  const spread = await measure(1_000, millis, (i) => query(actors[i % 10_000]!, (sender: unknown) => ({ sender }), 10_000))
+  stop(system)
+  return { one, spread }
+}
+
+const ourFigures = async (millis: number) => {
+  const runtime = ManagedRuntime.make(
+    EntityRuntime.register(CounterBehavior).pipe(Layer.provideMerge(EntityRuntime.layerLocal), Layer.provideMerge(MemoryStore.layer))
+  )
+  const client = await runtime.runPromise(EntityClient.make(Counter))
+  try {
+    const one = await measure(1, millis, () => client.promise.ask("one", "Get"))
+    const spread = await measure(1_000, millis, (i) => client.promise.ask(`e${i % 10_000}`, "Get"))
+    const oneEffect = await measure(1, millis, () => Effect.runPromise(client.ask("one", "Get")))
+    const spreadEffect = await measure(1_000, millis, (i) => Effect.runPromise(client.ask(`e${i % 10_000}`, "Get")))
+    const peerOne = await measure(100, millis, () => client.promise.ask("one", "Get"))
+    const peerSpread = await measure(1_000, millis, (i) => client.promise.ask(`p${i % 1_000}`, "Get"))
+    return { one, spread, oneEffect, spreadEffect, peerOne, peerSpread }
+  } finally {
+    await runtime.dispose()
+  }
+}
+
+const persistedFigures = async (millis: number) => {
+  const directory = tempDir("entities-level")
+  const runtime = ManagedRuntime.make(
+    EntityRuntime.register(CounterBehavior).pipe(
+      Layer.provideMerge(EntityRuntime.layerLocal),
+      Layer.provideMerge(LevelStore.layer({ directory }))
+    )
+  )
+  const client = await runtime.runPromise(EntityClient.make(Counter))
+  try {
+    return await measure(1_000, millis, (i) => client.promise.ask(`c${i % 10_000}`, "Increment", { by: 1 }))
+  } finally {
+    await runtime.dispose()
+    Fs.rmSync(directory, { recursive: true, force: true })
+  }
+}
+
+/** Raw classic-level: the same records (one key per counter) written in batches of 1,000. */
+const rawLevelFigures = async (millis: number) => {
+  const directory = tempDir("entities-raw")
+  const db = new ClassicLevel<string, string>(directory)
+  await db.open()
+  const counts = new Array<number>(10_000).fill(0)
+  let next = 0
+  const batch = () => {
+    const ops = []
+    for (let i = 0; i < 1_000; i++) {
+      const id = next++ % 10_000
+      counts[id]! += 1
+      ops.push({ type: "put" as const, key: `counter.value/c${id}`, value: String(counts[id]) })
+    }
+    return db.batch(ops).then(() => 1_000)
+  }
+  try {
+    await batch()
+    let done = 0
+    const started = performance.now()
+    while (performance.now() - started < millis) done += await batch()
+    return (done * 1000) / (performance.now() - started)
+  } finally {
+    await db.close()
+    Fs.rmSync(directory, { recursive: true, force: true })
+  }
+}
+
+/** effect/cluster's in-process TestRunner with an equivalent entity (volatile messages). */
+const clusterFigures = async (millis: number) => {
+  const Get = Rpc.make("Get", { success: Schema.Number })
+  const PeerCounter = ClusterEntity.make("PeerCounter", [Get])
+  const handlers = PeerCounter.toLayer(Effect.succeed({ Get: () => Effect.succeed(1) }))
+  const runtime = ManagedRuntime.make(handlers.pipe(Layer.provideMerge(TestRunner.layer)))
+  const makeClient = await runtime.runPromise(PeerCounter.client)
+  const clients = Array.from({ length: 1_000 }, (_, i) => makeClient(`p${i}`))
+  try {
+    const one = await measure(100, millis, () => runtime.runPromise(clients[0]!.Get()))
+    const spread = await measure(1_000, millis, (i) => runtime.runPromise(clients[i % 1_000]!.Get()))
+    return { one, spread }
+  } finally {
+    await runtime.dispose()
+  }
+}
+
+export const main = async (args: ReadonlyArray<string>): Promise<void> => {
+  const flags = options(args)
+  const millis = Number(flags.seconds ?? 3) * 1000
+  const nact = await nactFigures(millis)
+  const ours = await ourFigures(millis)
+  const persisted = await persistedFigures(millis)
+  const rawLevel = await rawLevelFigures(millis)
+  const cluster = await clusterFigures(millis)
+  const rows: Array<Row> = [
+    { name: "ask round trips, one entity (Promise)", value: ours.one, unit: "asks/s", baseline: "raw nact query", ratio: ours.one / nact.one, target: ">= 0.7x" },
+    { name: "ask round trips, one entity (Effect)", value: ours.oneEffect, unit: "asks/s", baseline: "raw nact query", ratio: ours.oneEffect / nact.one, target: ">= 0.7x" },
+    { name: "raw nact query round trips", value: nact.one, unit: "queries/s" },
+    { name: "ask, 10,000 entities, 1,000 in flight (Promise)", value: ours.spread, unit: "asks/s", baseline: "raw nact actors", ratio: ours.spread / nact.spread, target: ">= 0.7x" },
+    { name: "ask, 10,000 entities, 1,000 in flight (Effect)", value: ours.spreadEffect, unit: "asks/s", baseline: "raw nact actors", ratio: ours.spreadEffect / nact.spread, target: ">= 0.7x" },
+    { name: "raw nact, 10,000 actors, 1,000 in flight", value: nact.spread, unit: "queries/s" },
+    { name: "persisted increments, LevelDB, 10,000 entities", value: persisted, unit: "acks/s", baseline: "raw classic-level batches", ratio: persisted / rawLevel, target: ">= 0.8x" },
+    { name: "raw classic-level batched puts (1,000)", value: rawLevel, unit: "puts/s" },
+    { name: "ask, one entity, 100 in flight", value: ours.peerOne, unit: "asks/s", baseline: "effect/cluster same", ratio: ours.peerOne / cluster.one, target: ">= 5x" },
+    { name: "effect/cluster TestRunner, one entity", value: cluster.one, unit: "calls/s" },
+    { name: "ask, 1,000 entities, 1,000 in flight", value: ours.peerSpread, unit: "asks/s", baseline: "effect/cluster same", ratio: ours.peerSpread / cluster.spread, target: ">= 5x" },
+    { name: "effect/cluster TestRunner, 1,000 entities", value: cluster.spread, unit: "calls/s" }
+  ]
+  report("entities", rows, { seconds: millis / 1000 })
+}
