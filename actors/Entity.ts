@@ -63,6 +63,12 @@ export interface DirectContext<State> extends EntityInfo {
   readonly setState: (next: State) => void
   /** The entity's own slice of the store: read-your-writes, committed after the handler. */
   readonly view: StoreView
+  /**
+   * The group-commit round this message's writes join. Writes of one entity in the same round
+   * are committed together, so a key rewritten within a round costs one write: data structures
+   * use this to merge consecutive small writes (a feed extends its open record).
+   */
+  readonly writeRound: number
 }
 
 /** The context of an event-sourced handler. */

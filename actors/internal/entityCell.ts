@@ -51,6 +51,7 @@ class DirectContext {
   readonly type: string
   readonly id: string
   readonly shard: number
+  readonly writeRound: number
   state: unknown
   private staged: StoreView.StagedView | undefined
   private scopedView: StoreView.StoreView | undefined
@@ -59,6 +60,7 @@ class DirectContext {
     this.type = cell.type
     this.id = cell.id
     this.shard = cell.shard
+    this.writeRound = cell.pending.openRound
     this.state = cell.state
   }
 

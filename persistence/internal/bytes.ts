@@ -91,7 +91,8 @@ export const prefixSuccessor = (prefix: Uint8Array): Uint8Array | undefined => {
   let end = prefix.length
   while (end > 0 && prefix[end - 1] === 0xff) end--
   if (end === 0) return undefined
-  const out = prefix.slice(0, end)
+  // A copy: `slice` of a Buffer is a view, and incrementing it would change the caller's prefix.
+  const out = Uint8Array.prototype.slice.call(prefix, 0, end)
   out[end - 1]! += 1
   return out
 }

@@ -80,3 +80,15 @@ describe("StoreView.staged", () => {
       assert.equal(view.size(), 3)
     }))
 })
+
+describe("prefix scans", () => {
+  it("leave a Buffer prefix given by the caller unchanged", () =>
+    Effect.gen(function*() {
+      const store = yield* KeyValueStore
+      yield* store.put("buffers", "ns", "d\u0000k", "v")
+      const prefix = Buffer.from("d\u0000")
+      const found = yield* store.scan("buffers", "ns", { prefix })
+      assert.equal(found.length, 1)
+      assert.equal(prefix.toString("hex"), "6400", "the prefix was not incremented in place")
+    }))
+})

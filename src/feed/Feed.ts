@@ -1,0 +1,188 @@
+/**
+ * Feeds: append-ordered, pageable lists per key with exactly-once appends (by nonce), seeking by
+ * offset, timestamp or nonce, two-way paging with opaque cursors, removal and retention. One
+ * feed entity per feed id (see `FeedEntity.ts`), so a feed has a single writer and is
+ * sequentially consistent; read-after-ack holds because reads go through the same entity.
+ *
+ * A feed type is defined in app code with an Effect Schema for its entries
+ * (`Feed.define("match-events", { entry: MatchEvent })`; a union schema gives polymorphic feeds);
+ * `Feed.Json` is the built-in type for any JSON value, the one the HTTP API serves.
+ */
+import { Effect, Schema } from "effect"
+import type { Behavior, EntityType } from "../../actors/Entity.js"
+import * as Entity from "../../actors/Entity.js"
+import * as EntityClient from "../../actors/EntityClient.js"
+import * as EntityRuntime from "../../actors/EntityRuntime.js"
+import type { Messenger } from "../../actors/Messenger.js"
+import { RuntimeConfig } from "../../actors/RuntimeConfig.js"
+import { partitionOf } from "../../actors/ShardId.js"
+import { prefixSuccessor, toBytes } from "../../persistence/internal/bytes.js"
+import { KeyValueStore } from "../../persistence/KeyValueStore.js"
+import { InvalidArgument, type ReadError } from "../../persistence/StoreError.js"
+import { behavior, type FeedLimits, type Retention } from "./FeedEntity.js"
+import * as FeedMessages from "./FeedMessages.js"
+import * as Head from "./internal/head.js"
+
+/** A feed type: its name, entry schema, messages and behaviour. */
+export interface FeedType<A, I> {
+  /** The entity type name (`feed` for `Feed.Json`, `feed.<name>` for defined types). */
+  readonly type: string
+  readonly entry: Schema.Codec<A, I>
+  readonly messages: ReturnType<typeof FeedMessages.make<A, I>>
+  readonly entity: EntityType<string, FeedRpcs<A, I>>
+  readonly behavior: Behavior<never>
+}
+
+type Messages<A, I> = ReturnType<typeof FeedMessages.make<A, I>>
+type FeedRpcs<A, I> = Messages<A, I>["Append" | "Get" | "Remove" | "Page" | "Metadata" | "Delete" | "Trim" | "Purge"]
+
+/** Options of a feed type. */
+export interface FeedOptions<A, I> {
+  readonly entry: Schema.Codec<A, I>
+  /** Keep at most this many entries and/or entries younger than this; trimmed in the background. */
+  readonly retention?: Retention | undefined
+  readonly limits?: Partial<FeedLimits> | undefined
+  /** The clock for items without a timestamp (default `Date.now`); tests pass their own. */
+  readonly clock?: (() => number) | undefined
+}
+
+const NAME = /^[a-z][a-z0-9-]{0,47}$/
+
+const make = <A, I>(type: string, options: FeedOptions<A, I>): FeedType<A, I> => {
+  const messages = FeedMessages.make(options.entry)
+  const entity = Entity.make(type, [
+    messages.Append, messages.Get, messages.Remove, messages.Page, messages.Metadata, messages.Delete, messages.Trim, messages.Purge
+  ]) as EntityType<string, FeedRpcs<A, I>>
+  return {
+    type,
+    entry: options.entry,
+    messages,
+    entity,
+    behavior: behavior(entity, options.entry, { retention: options.retention, limits: options.limits, clock: options.clock }) as Behavior<never>
+  }
+}
+
+/** Defines a feed type named `feed.<name>` (name: lowercase letters, digits and `-`). */
+export const define = <A, I>(name: string, options: FeedOptions<A, I>): FeedType<A, I> => {
+  if (!NAME.test(name)) throw new Error(`feed type name "${name}" must match ${NAME}`)
+  return make(`feed.${name}`, options)
+}
+
+/** The built-in feed type of any JSON value (entity type `feed`). */
+export const Json: FeedType<Schema.Json, Schema.Json> = make("feed", { entry: Schema.Json })
+
+/** Registers a feed type with the entity runtime. */
+export const layer = <A, I>(type: FeedType<A, I>) => EntityRuntime.register(type.behavior)
+
+/** One item to append. */
+export interface AppendItem<A> {
+  readonly value: A
+  /** Exactly-once key: an item whose nonce is not above the last accepted one is a duplicate. */
+  readonly nonce?: number | string | bigint | undefined
+  /** Milliseconds since the epoch; default: the worker's clock, raised to the feed's last timestamp. */
+  readonly timestamp?: number | undefined
+}
+
+/** One entry of a feed. */
+export interface FeedEntry<A> {
+  readonly offset: number
+  readonly timestamp: number
+  readonly nonce?: string | undefined
+  readonly value: A
+}
+
+/** A page of entries and the cursor after its last one (null when the page is empty). */
+export interface Page<A> {
+  readonly items: ReadonlyArray<FeedEntry<A>>
+  readonly cursor: string | null
+}
+
+/** Where a page starts: at most one of `offset`, `timestamp`, `nonce`, or a `cursor`. */
+export interface PageOptions {
+  readonly order?: "forward" | "backward" | undefined
+  /** 1 to 1,000 (default 100). */
+  readonly limit?: number | undefined
+  readonly offset?: number | undefined
+  readonly timestamp?: number | undefined
+  readonly nonce?: number | string | bigint | undefined
+  readonly cursor?: string | undefined
+}
+
+/** Operations on the feeds of one type. */
+export interface FeedClient<A, I> {
+  readonly append: (feed: string, items: ReadonlyArray<AppendItem<A>>) => Effect.Effect<ReadonlyArray<FeedMessages.AppendResult>, EntityClient.AskError<Messages<A, I>["Append"]>>
+  readonly get: (feed: string, offset: number) => Effect.Effect<FeedEntry<A>, EntityClient.AskError<Messages<A, I>["Get"]>>
+  readonly remove: (feed: string, offset: number) => Effect.Effect<boolean, EntityClient.AskError<Messages<A, I>["Remove"]>>
+  readonly page: (feed: string, options?: PageOptions) => Effect.Effect<Page<A>, EntityClient.AskError<Messages<A, I>["Page"]>>
+  readonly metadata: (feed: string) => Effect.Effect<FeedMessages.FeedMetadata, EntityClient.AskError<Messages<A, I>["Metadata"]>>
+  readonly delete: (feed: string) => Effect.Effect<boolean, EntityClient.AskError<Messages<A, I>["Delete"]>>
+}
+
+const nonceWire = (nonce: number | string | bigint | undefined) => (typeof nonce === "bigint" ? nonce.toString() : nonce)
+
+/** A client for the feeds of `type`. */
+export const client = <A, I>(type: FeedType<A, I>): Effect.Effect<FeedClient<A, I>, never, Messenger> =>
+  Effect.map(EntityClient.make(type.entity), (entities): FeedClient<A, I> => {
+    const ask = entities.ask as unknown as (id: string, tag: string, payload?: unknown) => Effect.Effect<any, any>
+    return {
+      append: (feed, items) =>
+        Effect.map(
+          ask(feed, "Append", { items: items.map((item) => ({ value: item.value, nonce: nonceWire(item.nonce), timestamp: item.timestamp })) }),
+          (reply: { readonly results: ReadonlyArray<FeedMessages.AppendResult> }) => reply.results
+        ),
+      get: (feed, offset) => ask(feed, "Get", { offset }),
+      remove: (feed, offset) => Effect.map(ask(feed, "Remove", { offset }), (reply: { readonly removed: boolean }) => reply.removed),
+      page: (feed, options = {}) => ask(feed, "Page", { ...options, nonce: nonceWire(options.nonce) }),
+      metadata: (feed) => ask(feed, "Metadata"),
+      delete: (feed) => Effect.map(ask(feed, "Delete"), (reply: { readonly deleted: boolean }) => reply.deleted)
+    }
+  }) as unknown as Effect.Effect<FeedClient<A, I>, never, Messenger>
+
+/** Options of `list`. */
+export interface ListOptions {
+  /** Only feeds whose name starts with this (a keyspace is `keyspace/`). */
+  readonly prefix?: string | undefined
+  /** 1 to 1,000 (default 100). */
+  readonly limit?: number | undefined
+  /** Resume after the last name of a previous page. */
+  readonly cursor?: string | undefined
+}
+
+/**
+ * Lists the feeds of a type in name order, across every shard, reading committed data. Each
+ * shard is scanned for at most `limit` names below the current `limit`-th best, so memory stays
+ * O(limit) however many feeds there are.
+ */
+export const list = <A, I>(type: FeedType<A, I>, options: ListOptions = {}): Effect.Effect<{ readonly feeds: ReadonlyArray<string>; readonly cursor: string | null }, ReadError, KeyValueStore> =>
+  Effect.gen(function*() {
+    const limit = options.limit ?? 100
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) return yield* Effect.fail(new InvalidArgument({ field: "limit", message: "must be an integer from 1 to 1000" }))
+    let after: string | undefined
+    if (options.cursor !== undefined) {
+      after = Buffer.from(options.cursor, "base64url").toString("utf8")
+      if (after.length === 0 || Buffer.from(after).toString("base64url") !== options.cursor) {
+        return yield* Effect.fail(new InvalidArgument({ field: "cursor", message: "is not a listing cursor" }))
+      }
+    }
+    const store = yield* KeyValueStore
+    const { shardCount } = yield* RuntimeConfig
+    const namespace = `${type.type}.head`
+    const prefix = toBytes(options.prefix ?? "")
+    const end = prefixSuccessor(prefix)
+    let best: Array<string> = []
+    for (let shard = 0; shard < shardCount; shard++) {
+      const worst = best.length === limit ? best[best.length - 1] : undefined
+      const afterKey = after === undefined ? undefined : toBytes(`${after}\u0000`)
+      const lower = afterKey !== undefined && Buffer.compare(afterKey, prefix) >= 0 ? { gt: afterKey } : { gte: prefix }
+      const upper = worst !== undefined ? { lt: toBytes(`${worst}\u0000`) } : end === undefined ? {} : { lt: end }
+      const entries = yield* store.scan(partitionOf(shard), namespace, { ...lower, ...upper, limit })
+      const names = entries
+        .filter((entry) => Head.exists(Head.decode(entry.value)))
+        .map((entry) => Buffer.from(entry.key.subarray(0, entry.key.length - 1)).toString("utf8"))
+      if (names.length > 0) best = [...best, ...names].sort(compareUtf8).slice(0, limit)
+    }
+    const last = best[best.length - 1]
+    return { feeds: best, cursor: best.length === limit && last !== undefined ? Buffer.from(last).toString("base64url") : null }
+  })
+
+const compareUtf8 = (left: string, right: string) => Buffer.compare(Buffer.from(left), Buffer.from(right))

@@ -1,0 +1,555 @@
+/**
+ * The feed entity: one per feed id, so every write to a feed comes from one writer, in order.
+ * It keeps only the feed's head and its open (last) record in memory; entries live in records in
+ * the store (see `internal/record.ts`) and are read on demand, so a feed of ten million entries
+ * costs the same memory as a feed of ten.
+ *
+ * Appends are decided in this order: nonces (duplicates first, so a retry is a duplicate whatever
+ * its timestamp), then timestamps (an item older than the last refuses the whole call), then the
+ * write. Appends in one group-commit round extend the same record, so they cost one store write.
+ */
+import { Effect, Schema } from "effect"
+import * as Entity from "../../actors/Entity.js"
+import { Messenger } from "../../actors/Messenger.js"
+import { toBytes } from "../../persistence/internal/bytes.js"
+import { InvalidArgument } from "../../persistence/StoreError.js"
+import type { StoreView } from "../../persistence/StoreView.js"
+import { EntryNotFound, FeedNotFound, InvalidCursor, TimestampTooOld } from "./FeedError.js"
+import type * as FeedMessages from "./FeedMessages.js"
+import * as Cursor from "./internal/cursor.js"
+import * as Head from "./internal/head.js"
+import * as Navigate from "./internal/navigate.js"
+import * as Nonce from "./internal/nonce.js"
+import * as Record from "./internal/record.js"
+
+/** Bounds of a feed. */
+export interface FeedLimits {
+  /** Items in one append (the contract: 1 to 1,000). */
+  readonly appendItemsMax: number
+  /** Entries in one page (the contract: 1 to 1,000). */
+  readonly pageLimitMax: number
+  /** Entries in one record before a new one starts. */
+  readonly recordEntriesMax: number
+  /** Bytes of values in one record before a new one starts (a single larger entry still fits alone). */
+  readonly recordBytesMax: number
+}
+
+/** The default bounds. */
+export const defaultLimits: FeedLimits = { appendItemsMax: 1_000, pageLimitMax: 1_000, recordEntriesMax: 256, recordBytesMax: 64 * 1024 }
+
+/** How long entries are kept; trimming runs in the background after appends. */
+export interface Retention {
+  readonly maxEntries?: number | undefined
+  readonly maxAgeMillis?: number | undefined
+}
+
+/** What a feed entity keeps in memory. */
+interface FeedState {
+  head: Head.Head
+  /** The last record of the current generation, as last written. */
+  tail: Record.FeedRecord | undefined
+  /** The commit round in which the tail was last written. */
+  tailRound: number
+  /** When a trim was last requested (undefined: none outstanding). */
+  trimRequestedAt: number | undefined
+}
+
+const HEAD = "head"
+const PURGE_CHUNK = 500
+const TRIM_RECORDS_MAX = 200
+
+const invalid = (field: string, message: string) => new InvalidArgument({ field, message })
+
+const checkOffset = (offset: unknown): InvalidArgument | undefined =>
+  typeof offset === "number" && Number.isSafeInteger(offset) && offset >= 1 ? undefined : invalid("offset", "must be an integer from 1")
+
+/** The encoded form of the parts of a feed entity's behaviour that depend on its entry schema. */
+interface Codec<A> {
+  readonly encode: (value: A, field: string) => Effect.Effect<Uint8Array, InvalidArgument>
+  readonly decode: (bytes: Uint8Array) => A
+}
+
+const makeCodec = <A, I>(entry: Schema.Codec<A, I>): Codec<A> => {
+  const json = Schema.fromJsonString(entry)
+  const encode = Schema.encodeEffect(json)
+  const decode = Schema.decodeUnknownSync(json)
+  return {
+    encode: (value, field) =>
+      Effect.mapError(Effect.map(encode(value), (text) => toBytes(text as string)), (error) => invalid(field, String(error.message))),
+    // Stored values were encoded by this schema; a value that no longer decodes is a defect.
+    decode: (bytes) => decode(Buffer.from(bytes).toString("utf8"))
+  }
+}
+
+/** The feed entity's behaviour for a feed type. */
+export const behavior = <A, I>(
+  entity: Entity.AnyEntityType,
+  entry: Schema.Codec<A, I>,
+  options: {
+    readonly retention?: Retention | undefined
+    readonly limits?: Partial<FeedLimits> | undefined
+    readonly clock?: (() => number) | undefined
+  } = {}
+) => {
+  const limits = { ...defaultLimits, ...options.limits }
+  const codec = makeCodec(entry)
+  const clock = options.clock ?? Date.now
+  const retention = options.retention ?? {}
+
+  const toEntry = (stored: Record.StoredEntry) => ({
+    offset: stored.offset,
+    timestamp: stored.timestamp,
+    ...(stored.nonce === undefined ? {} : { nonce: stored.nonce.toString() }),
+    value: codec.decode(stored.value)
+  })
+
+  const putRecord = (view: StoreView, record: Record.FeedRecord) =>
+    view.put(Navigate.RECORDS, Record.recordKey(record.generation, record.firstOffset), Record.encode(record))
+
+  const putHead = (view: StoreView, head: Head.Head) => view.put(HEAD, "", Head.encode(head))
+
+  return Entity.direct(entity, {
+    recover: ({ view }) =>
+      Effect.gen(function*() {
+        const stored = yield* view.get(HEAD, "")
+        const head = stored === undefined ? Head.empty() : Head.decode(stored)
+        const tail = yield* Navigate.lastRecord(view, head.generation)
+        return { head, tail, tailRound: -1, trimRequestedAt: undefined } satisfies FeedState
+      }),
+    handlers: {
+      Append: ({ items }: { readonly items: ReadonlyArray<{ readonly value: A; readonly nonce?: number | string | undefined; readonly timestamp?: number | undefined }> }, context: Entity.DirectContext<FeedState>) =>
+        append(context, items),
+      Get: ({ offset }: { readonly offset: number }, context: Entity.DirectContext<FeedState>) =>
+        Effect.gen(function*() {
+          const bad = checkOffset(offset)
+          if (bad !== undefined) return yield* Effect.fail(bad)
+          const record = yield* Navigate.recordHolding(context.view, context.state.head.generation, offset)
+          const stored = record?.entries[offset - record.firstOffset]
+          if (stored === undefined || stored.removed) return yield* Effect.fail(new EntryNotFound({ feed: context.id, offset }))
+          return toEntry(stored)
+        }),
+      Remove: ({ offset }: { readonly offset: number }, context: Entity.DirectContext<FeedState>) => remove(context, offset),
+      Page: (request: FeedMessages.PageRequest, context: Entity.DirectContext<FeedState>) => page(context, request),
+      Metadata: (_: void, context: Entity.DirectContext<FeedState>) => {
+        const head = context.state.head
+        if (!Head.exists(head)) return Effect.fail(new FeedNotFound({ feed: context.id }))
+        return Effect.succeed({
+          feed: context.id,
+          count: head.count,
+          firstOffset: head.firstOffset,
+          lastOffset: head.lastOffset,
+          minTimestamp: head.minTimestamp,
+          maxTimestamp: head.maxTimestamp,
+          lastNonce: head.lastNonce,
+          bytes: head.bytes
+        })
+      },
+      Delete: (_: void, context: Entity.DirectContext<FeedState>) =>
+        Effect.gen(function*() {
+          const state = context.state
+          if (!Head.exists(state.head)) return { deleted: false }
+          const old = state.head.generation
+          const head = Head.empty(old + 1)
+          yield* putHead(context.view, head)
+          context.setState({ head, tail: undefined, tailRound: -1, trimRequestedAt: state.trimRequestedAt })
+          // The old generation's records are deleted in bounded steps after the reply.
+          yield* selfSend(context, "Purge", { generation: old })
+          return { deleted: true }
+        }),
+      Trim: (_: void, context: Entity.DirectContext<FeedState>) => trim(context),
+      Purge: ({ generation }: { readonly generation: number }, context: Entity.DirectContext<FeedState>) =>
+        Effect.gen(function*() {
+          const records = yield* Navigate.recordsFrom(context.view, generation, undefined, false, PURGE_CHUNK)
+          for (const record of records) yield* context.view.delete(Navigate.RECORDS, Record.recordKey(generation, record.firstOffset))
+          if (records.length === PURGE_CHUNK) yield* selfSend(context, "Purge", { generation })
+        })
+    } as never,
+    options: {}
+  })
+
+  // ------------------------------------------------------------------ append
+
+  function append(
+    context: Entity.DirectContext<FeedState>,
+    items: ReadonlyArray<{ readonly value: A; readonly nonce?: number | string | undefined; readonly timestamp?: number | undefined }>
+  ) {
+    return Effect.gen(function*() {
+      if (!Array.isArray(items) || items.length === 0 || items.length > limits.appendItemsMax) {
+        return yield* Effect.fail(invalid("items", `must hold 1 to ${limits.appendItemsMax} items`))
+      }
+      const state = context.state
+      const head = state.head
+      // Check everything first: a bad item anywhere writes nothing.
+      const encoded: Array<{ value: Uint8Array; nonce: bigint | undefined; timestamp: number | undefined }> = []
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!
+        const nonce = item.nonce === undefined ? undefined : Nonce.parse(item.nonce, `items[${i}].nonce`)
+        if (nonce instanceof InvalidArgument) return yield* Effect.fail(nonce)
+        if (item.timestamp !== undefined && !(typeof item.timestamp === "number" && Number.isFinite(item.timestamp) && item.timestamp >= 0)) {
+          return yield* Effect.fail(invalid(`items[${i}].timestamp`, "must be a finite, non-negative number of milliseconds"))
+        }
+        encoded.push({ value: yield* codec.encode(item.value, `items[${i}].value`), nonce, timestamp: item.timestamp })
+      }
+      // Duplicates first: a nonce not above the last accepted one (this call's included).
+      let lastNonce = head.lastNonce === null ? undefined : BigInt(head.lastNonce)
+      const accepted = encoded.map((item) => {
+        if (item.nonce === undefined) return true
+        if (lastNonce !== undefined && item.nonce <= lastNonce) return false
+        lastNonce = item.nonce
+        return true
+      })
+      // Then timestamps, over the accepted items only.
+      const now = clock()
+      let lastTimestamp = head.lastTimestamp
+      const timestamps: Array<number> = []
+      for (let i = 0; i < encoded.length; i++) {
+        if (!accepted[i]) {
+          timestamps.push(0)
+          continue
+        }
+        const given = encoded[i]!.timestamp
+        if (given !== undefined && given < lastTimestamp) {
+          return yield* Effect.fail(new TimestampTooOld({ field: `items[${i}].timestamp`, timestamp: given, last: lastTimestamp }))
+        }
+        lastTimestamp = given ?? Math.max(now, lastTimestamp)
+        timestamps.push(lastTimestamp)
+      }
+      let offset = head.nextOffset
+      let nonceBefore = head.lastNonce === null ? undefined : BigInt(head.lastNonce)
+      const results: Array<FeedMessages.AppendResult> = []
+      const fresh: Array<Record.StoredEntry> = []
+      const noncesBefore: Array<bigint | undefined> = []
+      encoded.forEach((item, i) => {
+        if (!accepted[i]) {
+          results.push({ duplicate: true })
+          return
+        }
+        noncesBefore.push(nonceBefore)
+        fresh.push({ offset, timestamp: timestamps[i]!, nonce: item.nonce, value: item.value, removed: false })
+        results.push({ offset, timestamp: timestamps[i]! })
+        if (item.nonce !== undefined) nonceBefore = item.nonce
+        offset++
+      })
+      if (fresh.length === 0) return { results }
+      yield* writeEntries(context, fresh, noncesBefore)
+      const bytes = fresh.reduce((sum, entry) => sum + entry.value.length, 0)
+      const first = fresh[0]!
+      const last = fresh[fresh.length - 1]!
+      const next: Head.Head = {
+        ...head,
+        nextOffset: offset,
+        count: head.count + fresh.length,
+        bytes: head.bytes + bytes,
+        firstOffset: head.firstOffset ?? first.offset,
+        minTimestamp: head.minTimestamp ?? first.timestamp,
+        lastOffset: last.offset,
+        maxTimestamp: last.timestamp,
+        lastTimestamp,
+        lastNonce: lastNonce === undefined ? null : lastNonce.toString()
+      }
+      yield* putHead(context.view, next)
+      context.state.head = next
+      yield* scheduleTrimIfDue(context)
+      return { results }
+    })
+  }
+
+  /** Puts fresh entries into the open record while it is in this commit round, else into new records. */
+  function writeEntries(context: Entity.DirectContext<FeedState>, fresh: ReadonlyArray<Record.StoredEntry>, noncesBefore: ReadonlyArray<bigint | undefined>) {
+    return Effect.gen(function*() {
+      const state = context.state
+      const generation = state.head.generation
+      let tail = state.tail
+      let tailBytes = tail === undefined ? 0 : tail.entries.reduce((sum, entry) => sum + entry.value.length, 0)
+      let open = tail !== undefined && state.tailRound === context.writeRound
+      const written: Array<Record.FeedRecord> = []
+      for (let i = 0; i < fresh.length; i++) {
+        const entry = fresh[i]!
+        const fits = open && tail!.entries.length < limits.recordEntriesMax && tailBytes + entry.value.length <= limits.recordBytesMax
+        if (fits) {
+          tail = { ...tail!, entries: [...tail!.entries, entry] }
+          if (written.length === 0) written.push(tail)
+          else written[written.length - 1] = tail
+        } else {
+          tail = { generation, firstOffset: entry.offset, nonceBefore: noncesBefore[i], entries: [entry] }
+          tailBytes = 0
+          written.push(tail)
+          open = true
+        }
+        tailBytes += entry.value.length
+      }
+      for (const record of written) yield* putRecord(context.view, record)
+      state.tail = tail
+      state.tailRound = context.writeRound
+    })
+  }
+
+  // ------------------------------------------------------------------ remove
+
+  function remove(context: Entity.DirectContext<FeedState>, offset: number) {
+    return Effect.gen(function*() {
+      const bad = checkOffset(offset)
+      if (bad !== undefined) return yield* Effect.fail(bad)
+      const state = context.state
+      const head = state.head
+      const record = yield* Navigate.recordHolding(context.view, head.generation, offset)
+      const index = record === undefined ? -1 : offset - record.firstOffset
+      const target = index < 0 ? undefined : record!.entries[index]
+      if (target === undefined || target.removed) return { removed: false }
+      const entries = [...record!.entries]
+      entries[index] = { ...target, value: new Uint8Array(0), removed: true }
+      const updated: Record.FeedRecord = { ...record!, entries }
+      yield* putRecord(context.view, updated)
+      if (state.tail !== undefined && state.tail.firstOffset === updated.firstOffset) state.tail = updated
+      const next: Head.Head = { ...head, count: head.count - 1, bytes: head.bytes - target.value.length }
+      if (head.firstOffset === offset) {
+        const first = yield* liveFrom(context.view, head.generation, updated, offset, false)
+        next.firstOffset = first?.offset ?? null
+        next.minTimestamp = first?.timestamp ?? null
+      }
+      if (head.lastOffset === offset) {
+        const last = yield* liveFrom(context.view, head.generation, updated, offset, true)
+        next.lastOffset = last?.offset ?? null
+        next.maxTimestamp = last?.timestamp ?? null
+      }
+      yield* putHead(context.view, next)
+      state.head = next
+      return { removed: true }
+    })
+  }
+
+  /** The first live entry after (or, backward, before) `offset`, starting in `record`. */
+  function liveFrom(view: StoreView, generation: number, record: Record.FeedRecord, offset: number, backward: boolean) {
+    return Effect.gen(function*() {
+      const inRecord = backward
+        ? [...record.entries].reverse().find((entry) => entry.offset < offset && !entry.removed)
+        : record.entries.find((entry) => entry.offset > offset && !entry.removed)
+      if (inRecord !== undefined) return inRecord
+      let from = record.firstOffset
+      // Bounded steps of records; each step moves past at least one record, so this ends.
+      for (;;) {
+        const records = yield* Navigate.recordsFrom(view, generation, from, backward, 16)
+        for (const candidate of records) {
+          const entries = backward ? [...candidate.entries].reverse() : candidate.entries
+          const live = entries.find((entry) => !entry.removed)
+          if (live !== undefined) return live
+        }
+        if (records.length < 16) return undefined
+        from = records[records.length - 1]!.firstOffset
+      }
+    })
+  }
+
+  // ------------------------------------------------------------------ page
+
+  function page(context: Entity.DirectContext<FeedState>, request: FeedMessages.PageRequest) {
+    return Effect.gen(function*() {
+      const head = context.state.head
+      const limit = request.limit ?? 100
+      if (!Number.isInteger(limit) || limit < 1 || limit > limits.pageLimitMax) {
+        return yield* Effect.fail(invalid("limit", `must be an integer from 1 to ${limits.pageLimitMax}`))
+      }
+      if (request.order !== undefined && request.order !== "forward" && request.order !== "backward") {
+        return yield* Effect.fail(invalid("order", "must be forward or backward"))
+      }
+      const starts = ["offset", "timestamp", "nonce", "cursor"].filter((key) => request[key as keyof FeedMessages.PageRequest] !== undefined)
+      if (starts.length > 1) return yield* Effect.fail(invalid(starts[1]!, "give at most one of offset, timestamp, nonce and cursor"))
+      let backward = request.order === "backward"
+      let start: number | undefined
+      let inclusive = true
+      if (request.cursor !== undefined) {
+        const cursor = Cursor.decode(context.id, request.cursor)
+        if (cursor instanceof InvalidCursor) return yield* Effect.fail(cursor)
+        if (cursor.generation !== head.generation) {
+          return yield* Effect.fail(new InvalidCursor({ field: "cursor", message: "outlived its feed (the feed was deleted)" }))
+        }
+        if (request.order !== undefined && backward !== cursor.backward) return yield* Effect.fail(invalid("order", "differs from the cursor's"))
+        backward = cursor.backward
+        start = cursor.offset
+        inclusive = false
+      } else if (request.offset !== undefined) {
+        if (!Number.isSafeInteger(request.offset) || request.offset < 0) return yield* Effect.fail(invalid("offset", "must be a non-negative integer"))
+        start = request.offset
+      } else if (request.timestamp !== undefined) {
+        if (!Number.isFinite(request.timestamp)) return yield* Effect.fail(invalid("timestamp", "must be a finite number"))
+        start = yield* seekTimestamp(context.view, head, request.timestamp, backward)
+        if (start === undefined) return { items: [], cursor: null }
+      } else if (request.nonce !== undefined) {
+        const nonce = Nonce.parse(request.nonce, "nonce")
+        if (nonce instanceof InvalidArgument) return yield* Effect.fail(nonce)
+        start = yield* seekNonce(context.view, head, nonce, backward)
+        if (start === undefined) return { items: [], cursor: null }
+      }
+      const stored = yield* collect(context.view, head, start, inclusive, backward, limit)
+      const last = stored[stored.length - 1]
+      return {
+        items: stored.map(toEntry),
+        cursor: last === undefined ? null : Cursor.encode(context.id, { backward, generation: head.generation, offset: last.offset })
+      }
+    })
+  }
+
+  /** Up to `limit` live entries from `start` (inclusive or not) in a direction. */
+  function collect(view: StoreView, head: Head.Head, start: number | undefined, inclusive: boolean, backward: boolean, limit: number) {
+    return Effect.gen(function*() {
+      const out: Array<Record.StoredEntry> = []
+      if (!Head.exists(head)) return out
+      const accepts = (offset: number) =>
+        start === undefined || (backward ? (inclusive ? offset <= start : offset < start) : (inclusive ? offset >= start : offset > start))
+      const take = (record: Record.FeedRecord) => {
+        const entries = backward ? [...record.entries].reverse() : record.entries
+        for (const entry of entries) {
+          if (out.length >= limit) return
+          if (!entry.removed && accepts(entry.offset)) out.push(entry)
+        }
+      }
+      let from: number | undefined
+      if (start !== undefined) {
+        const first = yield* Navigate.recordAtOrBefore(view, head.generation, start)
+        if (first !== undefined) {
+          take(first)
+          from = first.firstOffset
+        } else if (backward) return out
+      }
+      // Read records in growing steps: few reads for dense records, bounded waste for sparse ones.
+      let step = 2
+      while (out.length < limit) {
+        const records = yield* Navigate.recordsFrom(view, head.generation, from, backward, step)
+        for (const record of records) take(record)
+        if (records.length < step) break
+        from = records[records.length - 1]!.firstOffset
+        step = Math.min(step * 2, 256)
+      }
+      return out
+    })
+  }
+
+  function seekTimestamp(view: StoreView, head: Head.Head, timestamp: number, backward: boolean) {
+    if (!Head.exists(head)) return Effect.succeed(undefined)
+    const low = 1
+    const high = head.nextOffset - 1
+    if (!backward) return Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp >= timestamp)
+    return Effect.map(
+      Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp > timestamp),
+      (after) => (after === undefined ? high : after - 1 >= low ? after - 1 : undefined)
+    )
+  }
+
+  function seekNonce(view: StoreView, head: Head.Head, nonce: bigint, backward: boolean) {
+    return Effect.gen(function*() {
+      if (!Head.exists(head)) return undefined
+      const high = head.nextOffset - 1
+      // The last nonce up to an entry never decreases along offsets, whether or not the entry carries one.
+      const reaches = (target: bigint) => (entry: Record.StoredEntry, record: Record.FeedRecord) => {
+        let last = record.nonceBefore
+        for (const candidate of record.entries) {
+          if (candidate.nonce !== undefined) last = candidate.nonce
+          if (candidate.offset === entry.offset) break
+        }
+        return last !== undefined && last >= target
+      }
+      if (!backward) {
+        const at = yield* Navigate.firstSatisfying(view, head.generation, 1, high, reaches(nonce))
+        if (at === undefined) return undefined
+        return yield* nextWithNonce(view, head, at, false, (value) => value >= nonce)
+      }
+      const above = yield* Navigate.firstSatisfying(view, head.generation, 1, high, reaches(nonce + 1n))
+      const from = above === undefined ? high : above - 1
+      if (from < 1) return undefined
+      return yield* nextWithNonce(view, head, from, true, (value) => value <= nonce)
+    })
+  }
+
+  /** From `offset` (inclusive) in a direction, the first live entry whose nonce passes `test`. */
+  function nextWithNonce(view: StoreView, head: Head.Head, offset: number, backward: boolean, test: (nonce: bigint) => boolean) {
+    return Effect.gen(function*() {
+      const first = yield* Navigate.recordAtOrBefore(view, head.generation, offset)
+      const pick = (record: Record.FeedRecord) => {
+        const entries = backward ? [...record.entries].reverse() : record.entries
+        return entries.find((entry) =>
+          (backward ? entry.offset <= offset : entry.offset >= offset) && !entry.removed && entry.nonce !== undefined && test(entry.nonce))
+      }
+      if (first !== undefined) {
+        const found = pick(first)
+        if (found !== undefined) return found.offset
+      }
+      let from = first?.firstOffset
+      // Bounded steps of records; the search ends at the end of the feed.
+      for (;;) {
+        const records = yield* Navigate.recordsFrom(view, head.generation, from, backward, 16)
+        for (const record of records) {
+          const found = pick(record)
+          if (found !== undefined) return found.offset
+        }
+        if (records.length < 16) return undefined
+        from = records[records.length - 1]!.firstOffset
+      }
+    })
+  }
+
+  // ------------------------------------------------------------------ retention
+
+  function scheduleTrimIfDue(context: Entity.DirectContext<FeedState>) {
+    const state = context.state
+    const now = clock()
+    // One trim outstanding at a time; a request older than a second is assumed lost (a full mailbox).
+    if (state.trimRequestedAt !== undefined && now - state.trimRequestedAt < 1_000) return Effect.void
+    if (!dueForTrim(state.head)) return Effect.void
+    state.trimRequestedAt = now
+    return selfSend(context, "Trim", undefined)
+  }
+
+  function dueForTrim(head: Head.Head): boolean {
+    if (retention.maxEntries !== undefined && head.count > retention.maxEntries) return true
+    return retention.maxAgeMillis !== undefined && head.minTimestamp !== null && head.minTimestamp < clock() - retention.maxAgeMillis
+  }
+
+  /** Removes the oldest entries past the retention, a bounded number of records per message. */
+  function trim(context: Entity.DirectContext<FeedState>) {
+    return Effect.gen(function*() {
+      const state = context.state
+      state.trimRequestedAt = undefined
+      let head = state.head
+      const cutoff = retention.maxAgeMillis === undefined ? undefined : clock() - retention.maxAgeMillis
+      const expired = (entry: Record.StoredEntry, count: number) =>
+        (retention.maxEntries !== undefined && count > retention.maxEntries) || (cutoff !== undefined && entry.timestamp < cutoff)
+      const records = yield* Navigate.recordsFrom(context.view, head.generation, undefined, false, TRIM_RECORDS_MAX)
+      let count = head.count
+      let bytes = head.bytes
+      for (const record of records) {
+        const live = record.entries.filter((entry) => !entry.removed)
+        const gone = live.filter((entry, i) => expired(entry, count - i))
+        if (gone.length === 0) break
+        count -= gone.length
+        bytes -= gone.reduce((sum, entry) => sum + entry.value.length, 0)
+        if (gone.length === live.length && state.tail?.firstOffset !== record.firstOffset) {
+          yield* context.view.delete(Navigate.RECORDS, Record.recordKey(record.generation, record.firstOffset))
+        } else {
+          const removed = new Set(gone.map((entry) => entry.offset))
+          const updated = { ...record, entries: record.entries.map((entry) => (removed.has(entry.offset) ? { ...entry, value: new Uint8Array(0), removed: true } : entry)) }
+          yield* putRecord(context.view, updated)
+          if (state.tail?.firstOffset === record.firstOffset) state.tail = updated
+          if (gone.length < live.length) break
+        }
+      }
+      if (count === head.count) return
+      head = { ...head, count, bytes }
+      if (count === 0) {
+        head.firstOffset = head.lastOffset = head.minTimestamp = head.maxTimestamp = null
+      } else {
+        const first = yield* collect(context.view, head, undefined, true, false, 1)
+        head.firstOffset = first[0]?.offset ?? null
+        head.minTimestamp = first[0]?.timestamp ?? null
+      }
+      yield* putHead(context.view, head)
+      state.head = head
+      yield* scheduleTrimIfDue(context)
+    })
+  }
+
+  /** Sends a message to this same feed (trim and purge steps run after the current message). */
+  function selfSend(context: Entity.DirectContext<FeedState>, tag: "Trim" | "Purge", payload: unknown) {
+    return Effect.flatMap(Messenger, (messenger) =>
+      Effect.sync(() => messenger.deliver({ type: context.type, id: context.id, tag, payload, reply: undefined, deadline: Number.POSITIVE_INFINITY })))
+  }
+}

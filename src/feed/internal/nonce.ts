@@ -1,0 +1,44 @@
+/**
+ * Nonces: non-negative integers up to 2^128-1, given as a number, a decimal string or a bigint,
+ * held as bigint, stored as minimal big-endian bytes and returned as decimal strings.
+ */
+import { InvalidArgument } from "../../../persistence/StoreError.js"
+
+/** The largest nonce, 2^128-1. */
+export const NONCE_MAX = (1n << 128n) - 1n
+
+/** Parses a nonce, or names the field it came from. */
+export const parse = (input: unknown, field: string): bigint | InvalidArgument => {
+  let value: bigint
+  if (typeof input === "bigint") value = input
+  else if (typeof input === "number") {
+    if (!Number.isInteger(input)) return new InvalidArgument({ field, message: "must be an integer" })
+    // Above 2^53 a JSON number has already lost digits: only a decimal string carries it exactly.
+    if (!Number.isSafeInteger(input)) return new InvalidArgument({ field, message: "above 2^53-1 must be sent as a decimal string" })
+    value = BigInt(input)
+  } else if (typeof input === "string") {
+    if (!/^(0|[1-9][0-9]{0,38})$/.test(input)) return new InvalidArgument({ field, message: "must be a decimal integer string without sign or leading zeros" })
+    value = BigInt(input)
+  } else return new InvalidArgument({ field, message: "must be a non-negative integer (number or decimal string)" })
+  if (value < 0n) return new InvalidArgument({ field, message: "must not be negative" })
+  if (value > NONCE_MAX) return new InvalidArgument({ field, message: "must be at most 2^128-1" })
+  return value
+}
+
+/** Minimal big-endian bytes of a nonce (0 is one zero byte). */
+export const toBytes = (nonce: bigint): Uint8Array => {
+  const out: Array<number> = []
+  let rest = nonce
+  do {
+    out.unshift(Number(rest & 0xffn))
+    rest >>= 8n
+  } while (rest > 0n)
+  return Uint8Array.from(out)
+}
+
+/** Reads big-endian bytes as a nonce. */
+export const fromBytes = (bytes: Uint8Array, start = 0, length = bytes.length): bigint => {
+  let value = 0n
+  for (let i = start; i < start + length; i++) value = (value << 8n) | BigInt(bytes[i]!)
+  return value
+}

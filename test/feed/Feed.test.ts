@@ -1,0 +1,206 @@
+/**
+ * Goal: feeds under concurrency, at size, with bad input, retention, deletion and listing.
+ * Method: real runtimes on the memory store and on LevelDB in temp directories; 50 concurrent
+ * appenders checked entry by entry; a million-entry feed sought and paged while the heap is
+ * measured; every bad input of the contract checked for its error, its field, and that nothing
+ * was written.
+ */
+import { Effect, Layer, Result, Schema } from "effect"
+import { strict as assert } from "node:assert"
+import { describe, it } from "vitest"
+import { KeyValueStore } from "../../persistence/KeyValueStore.js"
+import * as LevelStore from "../../persistence/LevelStore.js"
+import * as MemoryStore from "../../persistence/MemoryStore.js"
+import { EntityRuntime } from "../../actors/EntityRuntime.js"
+import * as Feed from "../../src/feed/Feed.js"
+import { tempDir } from "../support/tempDir.js"
+import { feedNode } from "./support.js"
+
+const run = <A, E>(layer: Layer.Layer<any, any>, effect: Effect.Effect<A, E, any>): Promise<A> =>
+  Effect.runPromise(Effect.scoped(Effect.provide(effect, layer)) as Effect.Effect<A, E>)
+
+const MatchEvent = Schema.Union([
+  Schema.TaggedStruct("Goal", { minute: Schema.Number, player: Schema.String }),
+  Schema.TaggedStruct("Card", { minute: Schema.Number, color: Schema.Literals(["yellow", "red"]) })
+])
+const MatchFeed = Feed.define("match-events", { entry: MatchEvent })
+const Recent = Feed.define("recent", { entry: Schema.Number, retention: { maxEntries: 10 } })
+
+const node = (stores: Layer.Layer<any, any> = MemoryStore.layer) =>
+  Layer.mergeAll(Feed.layer(MatchFeed), Feed.layer(Recent)).pipe(Layer.provideMerge(feedNode(stores)))
+
+const failureOf = <A, E>(effect: Effect.Effect<A, E, any>) =>
+  Effect.map(Effect.result(effect), (result) => {
+    if (Result.isSuccess(result)) throw new Error("expected a failure")
+    return result.failure as E & { readonly _tag: string; readonly field?: string }
+  })
+
+describe("feeds", () => {
+  it("keeps offsets increasing in acknowledgement order for 50 concurrent appenders, and loses no acknowledged entry", async () => {
+    await run(node(), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Feed.Json)
+      const clients = 50
+      const perClient = 40
+      const acks = yield* Effect.forEach(Array.from({ length: clients }, (_, client) => client), (client) =>
+        Effect.forEach(Array.from({ length: perClient }, (_, seq) => seq), (seq) =>
+          Effect.map(
+            feeds.append("shared", [{ value: { client, seq }, nonce: seq * clients + client + 1 }]),
+            (results) => ({ client, seq, nonce: seq * clients + client + 1, result: results[0]! })
+          ), { concurrency: 1 }), { concurrency: "unbounded" })
+      const accepted = acks.flat().filter((ack) => "offset" in ack.result)
+      const duplicates = acks.flat().filter((ack) => "duplicate" in ack.result)
+      for (const ofClient of acks) {
+        const offsets = ofClient.flatMap((ack) => ("offset" in ack.result ? [ack.result.offset] : []))
+        assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b), "one client's acknowledged offsets only grow")
+      }
+      const first = yield* feeds.page("shared", { limit: 1_000 })
+      const rest = first.cursor === null ? { items: [] } : yield* feeds.page("shared", { limit: 1_000, cursor: first.cursor })
+      const page = { items: [...first.items, ...rest.items] }
+      assert.equal(page.items.length, accepted.length, "exactly the acknowledged entries are stored")
+      const byOffset = new Map(page.items.map((item) => [item.offset, item]))
+      for (const ack of accepted) {
+        const offset = (ack.result as { offset: number }).offset
+        assert.deepEqual(byOffset.get(offset)?.value, { client: ack.client, seq: ack.seq }, `entry at ${offset}`)
+        assert.equal(byOffset.get(offset)?.nonce, String(ack.nonce))
+      }
+      const nonces = page.items.map((item) => BigInt(item.nonce!))
+      assert.ok(nonces.every((nonce, i) => i === 0 || nonce > nonces[i - 1]!), "accepted nonces strictly increase with offsets")
+      const storedNonces = new Set(page.items.map((item) => item.nonce))
+      for (const ack of duplicates) assert.ok(!storedNonces.has(String(ack.nonce)), "a duplicate was not written")
+    }))
+  })
+
+  it("pages and seeks a 1,000,000-entry feed with bounded memory", async () => {
+    const directory = tempDir("feed-million")
+    await run(node(LevelStore.layer({ directory })), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Feed.Json)
+      const total = 1_000_000
+      const batch = 1_000
+      for (let start = 0; start < total; start += batch * 10) {
+        yield* Effect.forEach(Array.from({ length: 10 }, (_, i) => start + i * batch), (first) =>
+          feeds.append("big", Array.from({ length: batch }, (_, i) => ({
+            value: first + i,
+            nonce: 10 * (first + i) + 5,
+            timestamp: 1_000_000 + Math.floor((first + i) / 3)
+          }))), { concurrency: 1, discard: true })
+      }
+      global.gc?.()
+      const before = process.memoryUsage().heapUsed
+      for (let probe = 0; probe < 200; probe++) {
+        const target = Math.floor(((probe * 7_919) % total)) + 1
+        const byTimestamp = yield* feeds.page("big", { timestamp: 1_000_000 + Math.floor((target - 1) / 3), limit: 100 })
+        assert.equal(byTimestamp.items[0]!.offset, target - ((target - 1) % 3), "the first entry at that timestamp")
+        const byNonce = yield* feeds.page("big", { nonce: String(10 * (target - 1) + 1), limit: 100, order: "backward" })
+        // Nonces are 10 × (offset - 1) + 5: the last at or below 10 × (target - 1) + 1 is at target - 1.
+        if (target >= 2) assert.equal(byNonce.items[0]!.offset, target - 1)
+        else assert.equal(byNonce.items.length, 0)
+        const byOffset = yield* feeds.page("big", { offset: target, limit: 100 })
+        assert.deepEqual(byOffset.items.map((item) => item.value), Array.from({ length: Math.min(100, total - target + 1) }, (_, i) => target - 1 + i))
+      }
+      const forward = yield* feeds.page("big", { nonce: "5000005", limit: 3 })
+      assert.deepEqual(forward.items.map((item) => item.offset), [500_001, 500_002, 500_003])
+      const backward = yield* feeds.page("big", { nonce: "5000004", limit: 2, order: "backward" })
+      assert.deepEqual(backward.items.map((item) => item.offset), [500_000, 499_999])
+      const metadata = yield* feeds.metadata("big")
+      assert.equal(metadata.count, total)
+      global.gc?.()
+      const growth = process.memoryUsage().heapUsed - before
+      assert.ok(growth < 64 * 1024 * 1024, `heap grew by ${Math.round(growth / 1e6)} MB while paging`)
+    }))
+  }, 300_000)
+
+  it("refuses every bad input with a typed error naming the field, and writes nothing", async () => {
+    await run(node(), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Feed.Json)
+      const matches = yield* Feed.client(MatchFeed)
+      yield* feeds.append("f", [{ value: 1, nonce: 10, timestamp: 5_000 }])
+      const expect = (effect: Effect.Effect<unknown, unknown, any>, tag: string, field?: string) =>
+        Effect.map(failureOf(effect), (error) => {
+          assert.equal(error._tag, tag, `expected ${tag}, got ${JSON.stringify(error)}`)
+          if (field !== undefined) assert.equal(error.field, field)
+        })
+      yield* expect(matches.append("m", [{ value: { _tag: "Goal", minute: "ten" } as never }]), "InvalidArgument", "items[0].value")
+      yield* expect(feeds.append("f", [{ value: 2, nonce: -1 }]), "InvalidArgument", "items[0].nonce")
+      yield* expect(feeds.append("f", [{ value: 2, nonce: 1.5 }]), "InvalidArgument", "items[0].nonce")
+      yield* expect(feeds.append("f", [{ value: 2, nonce: (1n << 128n).toString() }]), "InvalidArgument", "items[0].nonce")
+      yield* expect(feeds.append("f", [{ value: 2 }, { value: 3, nonce: "12x" }]), "InvalidArgument", "items[1].nonce")
+      yield* expect(feeds.append("f", [{ value: 2, timestamp: Number.POSITIVE_INFINITY }]), "InvalidArgument", "items[0].timestamp")
+      yield* expect(feeds.append("f", [{ value: 2, timestamp: -1 }]), "InvalidArgument", "items[0].timestamp")
+      yield* expect(feeds.append("f", [{ value: 2, timestamp: 6_000 }, { value: 3, timestamp: 4_999 }]), "TimestampTooOld", "items[1].timestamp")
+      yield* expect(feeds.append("f", []), "InvalidArgument", "items")
+      yield* expect(feeds.append("f", Array.from({ length: 1_001 }, () => ({ value: 0 }))), "InvalidArgument", "items")
+      yield* expect(feeds.page("f", { limit: 0 }), "InvalidArgument", "limit")
+      yield* expect(feeds.page("f", { limit: 1_001 }), "InvalidArgument", "limit")
+      yield* expect(feeds.page("f", { offset: 1, timestamp: 2 }), "InvalidArgument", "timestamp")
+      yield* expect(feeds.page("f", { cursor: "not-a-cursor!" }), "InvalidCursor", "cursor")
+      const page = yield* feeds.page("f", { limit: 1 })
+      const tampered = page.cursor!.slice(0, -2) + (page.cursor!.endsWith("AA") ? "AB" : "AA")
+      yield* expect(feeds.page("f", { cursor: tampered }), "InvalidCursor", "cursor")
+      yield* feeds.append("other", [{ value: 1 }])
+      yield* expect(feeds.page("other", { cursor: page.cursor! }), "InvalidCursor", "cursor")
+      yield* expect(feeds.append("", [{ value: 1 }]), "InvalidMessage", "id")
+      yield* expect(feeds.append("x".repeat(513), [{ value: 1 }]), "InvalidMessage", "id")
+      yield* expect(feeds.get("f", 0), "InvalidArgument", "offset")
+      yield* expect(feeds.get("f", 99), "EntryNotFound")
+      const metadata = yield* feeds.metadata("f")
+      assert.deepEqual([metadata.count, metadata.lastNonce, metadata.maxTimestamp], [1, "10", 5_000], "nothing of the refused calls was written")
+      const retried = yield* feeds.append("f", [{ value: 9, nonce: 10, timestamp: 1 }])
+      assert.deepEqual(retried, [{ duplicate: true }], "a retried item is a duplicate whatever its timestamp")
+    }))
+  })
+
+  it("trims past the retention in the background", async () => {
+    await run(node(), Effect.gen(function*() {
+      const recent = yield* Feed.client(Recent)
+      for (let i = 1; i <= 50; i++) yield* recent.append("r", [{ value: i }])
+      // Trim runs as later messages of the same feed: one more read waits behind them.
+      let metadata = yield* recent.metadata("r")
+      for (let spin = 0; spin < 100 && metadata.count > 10; spin++) metadata = yield* recent.metadata("r")
+      assert.equal(metadata.count, 10)
+      assert.equal(metadata.firstOffset, 41)
+      const page = yield* recent.page("r", { limit: 100 })
+      assert.deepEqual(page.items.map((item) => item.value), Array.from({ length: 10 }, (_, i) => 41 + i))
+    }))
+  })
+
+  it("deletes a feed: gone at once, its cursors refused, its records purged, a new feed starts at 1", async () => {
+    await run(node(), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Feed.Json)
+      yield* feeds.append("d", Array.from({ length: 600 }, (_, i) => ({ value: i })))
+      const page = yield* feeds.page("d", { limit: 5 })
+      assert.equal(yield* feeds.delete("d"), true)
+      assert.equal((yield* failureOf(feeds.metadata("d")))._tag, "FeedNotFound")
+      assert.equal((yield* failureOf(feeds.page("d", { cursor: page.cursor! })))._tag, "InvalidCursor")
+      assert.equal(yield* feeds.delete("d"), false)
+      const again = yield* feeds.append("d", [{ value: "new" }])
+      assert.deepEqual(again.map((result) => ("offset" in result ? result.offset : 0)), [1])
+      const store = yield* KeyValueStore
+      const runtime = yield* EntityRuntime
+      const records = yield* store.scan(String(runtime.shardOf("feed", "d")), "feed.records", { prefix: Buffer.from("d\u0000") })
+      assert.equal(records.length, 1, "only the new feed's record remains")
+    }))
+  })
+
+  it("lists feeds by prefix and keyspace, page by page", async () => {
+    await run(node(), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Feed.Json)
+      const names = [...Array.from({ length: 25 }, (_, i) => `league/match-${String(i).padStart(2, "0")}`), "users/a", "users/b", "solo"]
+      yield* Effect.forEach(names, (name) => feeds.append(name, [{ value: 1 }]), { concurrency: 10, discard: true })
+      yield* feeds.append("users/deleted", [{ value: 1 }])
+      yield* feeds.delete("users/deleted")
+      const seen: Array<string> = []
+      let cursor: string | undefined
+      for (let round = 0; round < 10; round++) {
+        const page: { feeds: ReadonlyArray<string>; cursor: string | null } = yield* Feed.list(Feed.Json, { prefix: "league/", limit: 10, cursor })
+        seen.push(...page.feeds)
+        if (page.cursor === null) break
+        cursor = page.cursor
+      }
+      assert.deepEqual(seen, names.slice(0, 25))
+      const users = yield* Feed.list(Feed.Json, { prefix: "users/" })
+      assert.deepEqual(users.feeds, ["users/a", "users/b"], "a deleted feed is not listed")
+      const all = yield* Feed.list(Feed.Json, { limit: 1_000 })
+      assert.deepEqual(all.feeds, [...names].sort())
+    }))
+  })
+})
