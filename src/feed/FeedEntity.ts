@@ -69,7 +69,29 @@ interface Codec<A> {
   readonly decode: (bytes: Uint8Array) => A
 }
 
+const JSON_DEPTH_MAX = 64
+
+/** Whether a value is plain JSON (finite numbers, no undefined, functions or cycles), bounded in depth. */
+const isJson = (value: unknown, depth = 0): boolean => {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return true
+  if (typeof value === "number") return Number.isFinite(value)
+  if (depth >= JSON_DEPTH_MAX || typeof value !== "object") return false
+  if (Array.isArray(value)) return value.every((item) => isJson(item, depth + 1))
+  const prototype = Object.getPrototypeOf(value)
+  if (prototype !== Object.prototype && prototype !== null) return false
+  return Object.values(value).every((item) => isJson(item, depth + 1))
+}
+
 const makeCodec = <A, I>(entry: Schema.Codec<A, I>): Codec<A> => {
+  if (entry === (Schema.Json as unknown)) {
+    // Schema.Json is "any JSON value": checking it by hand and using the native JSON functions
+    // is an order of magnitude faster than walking the schema, with the same verdicts.
+    return {
+      encode: (value, field) =>
+        isJson(value) ? Effect.succeed(toBytes(JSON.stringify(value))) : Effect.fail(invalid(field, "must be a JSON value")),
+      decode: (bytes) => JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")) as A
+    }
+  }
   const json = Schema.fromJsonString(entry)
   const encode = Schema.encodeEffect(json)
   const decode = Schema.decodeUnknownSync(json)
@@ -77,7 +99,7 @@ const makeCodec = <A, I>(entry: Schema.Codec<A, I>): Codec<A> => {
     encode: (value, field) =>
       Effect.mapError(Effect.map(encode(value), (text) => toBytes(text as string)), (error) => invalid(field, String(error.message))),
     // Stored values were encoded by this schema; a value that no longer decodes is a defect.
-    decode: (bytes) => decode(Buffer.from(bytes).toString("utf8"))
+    decode: (bytes) => decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"))
   }
 }
 

@@ -1,0 +1,126 @@
+/**
+ * `npm run bench -- feed [--seconds 3]`: feeds on LevelDB against raw classic-level, one run,
+ * 100-byte entries.
+ *
+ * - appends to 1,000 feeds, 1,000 appends (of one item) in flight, each acknowledged after its
+ *   commit, vs raw classic-level batched puts of one key per entry (batches of 1,000);
+ * - appends to one hot feed at the same in-flight depth, vs the same raw figure;
+ * - 100-entry pages at random positions of a 1,000,000-entry feed vs raw classic-level iterators
+ *   reading 100 consecutive keys at random positions of 1,000,000 keys;
+ * - seek by timestamp in the 1,000,000-entry feed: p50 and p99 latency.
+ */
+import { ClassicLevel } from "classic-level"
+import { Effect, ManagedRuntime } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as LevelStore from "../../persistence/LevelStore.js"
+import * as Feed from "../../src/feed/Feed.js"
+import { feedNode } from "../feed/support.js"
+import { options, quantile, report, type Row } from "./report.js"
+
+const VALUE = "x".repeat(98)
+const tempDir = (label: string) => Fs.mkdtempSync(Path.join(Os.tmpdir(), `shardfeed-bench-${label}-`))
+
+/** Keeps `inFlight` calls running for `millis`; returns calls per second. */
+const drive = async (inFlight: number, millis: number, call: (i: number) => Promise<unknown>): Promise<number> => {
+  let done = 0
+  let next = 0
+  const deadline = performance.now() + millis
+  const started = performance.now()
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (performance.now() < deadline) {
+      await call(next++)
+      done++
+    }
+  }))
+  return (done * 1000) / (performance.now() - started)
+}
+
+const rawPuts = async (millis: number) => {
+  const directory = tempDir("feed-raw")
+  const db = new ClassicLevel<string, string>(directory)
+  await db.open()
+  let next = 0
+  try {
+    let done = 0
+    const started = performance.now()
+    while (performance.now() - started < millis) {
+      const ops = Array.from({ length: 1_000 }, () => {
+        const n = next++
+        return { type: "put" as const, key: `feed-${n % 1_000}/${String(n).padStart(12, "0")}`, value: VALUE }
+      })
+      await db.batch(ops)
+      done += ops.length
+    }
+    return (done * 1000) / (performance.now() - started)
+  } finally {
+    await db.close()
+    Fs.rmSync(directory, { recursive: true, force: true })
+  }
+}
+
+const rawPages = async (millis: number) => {
+  const directory = tempDir("feed-raw-pages")
+  const db = new ClassicLevel<string, string>(directory)
+  await db.open()
+  const key = (n: number) => `big/${String(n).padStart(12, "0")}`
+  for (let start = 0; start < 1_000_000; start += 10_000) {
+    await db.batch(Array.from({ length: 10_000 }, (_, i) => ({ type: "put" as const, key: key(start + i), value: VALUE })))
+  }
+  try {
+    return await drive(1, millis, async (i) => {
+      const from = (i * 7_919) % (1_000_000 - 100)
+      const iterator = db.iterator({ gte: key(from), limit: 100 })
+      const entries = await iterator.nextv(100)
+      await iterator.close()
+      if (entries.length !== 100) throw new Error("short raw page")
+    })
+  } finally {
+    await db.close()
+    Fs.rmSync(directory, { recursive: true, force: true })
+  }
+}
+
+export const main = async (args: ReadonlyArray<string>): Promise<void> => {
+  const flags = options(args)
+  const millis = Number(flags.seconds ?? 3) * 1000
+  const directory = tempDir("feed")
+  const runtime = ManagedRuntime.make(feedNode(LevelStore.layer({ directory }), 1_024))
+  const feeds = await runtime.runPromise(Feed.client(Feed.Json))
+  const append = (feed: string) => Effect.runPromise(feeds.append(feed, [{ value: VALUE }]))
+  try {
+    await drive(1_000, 500, (i) => append(`warm-${i % 1_000}`))
+    const spread = await drive(1_000, millis, (i) => append(`feed-${i % 1_000}`))
+    const hot = await drive(1_000, millis, () => append("hot"))
+    // A million entries, appended 1,000 per call, timestamps one per 3 entries.
+    for (let start = 0; start < 1_000_000; start += 1_000) {
+      await Effect.runPromise(feeds.append("big", Array.from({ length: 1_000 }, (_, i) => ({ value: VALUE, timestamp: 1_000_000 + Math.floor((start + i) / 3) }))))
+    }
+    const pages = await drive(1, millis, (i) =>
+      Effect.runPromise(feeds.page("big", { offset: 1 + ((i * 7_919) % (1_000_000 - 100)), limit: 100 })).then((page) => {
+        if (page.items.length !== 100) throw new Error("short page")
+      }))
+    const seeks: Array<number> = []
+    for (let i = 0; i < 2_000; i++) {
+      const started = performance.now()
+      await Effect.runPromise(feeds.page("big", { timestamp: 1_000_000 + ((i * 104_729) % 333_333), limit: 1 }))
+      seeks.push(performance.now() - started)
+    }
+    const raw = await rawPuts(millis)
+    const rawPage = await rawPages(millis)
+    const rows: Array<Row> = [
+      { name: "appends, 1,000 feeds, 1,000 in flight", value: spread, unit: "entries/s", baseline: "raw batched puts, key per entry", ratio: spread / raw, target: ">= 1.0x" },
+      { name: "appends, one hot feed, 1,000 in flight", value: hot, unit: "entries/s", baseline: "raw batched puts, key per entry", ratio: hot / raw, target: ">= 0.5x" },
+      { name: "raw classic-level batched puts", value: raw, unit: "puts/s" },
+      { name: "100-entry pages, random positions, 1M feed", value: pages, unit: "pages/s", baseline: "raw iterator, 100 keys", ratio: pages / rawPage, target: ">= 1.0x" },
+      { name: "raw classic-level iterator pages", value: rawPage, unit: "pages/s" },
+      { name: "seek by timestamp p50", value: quantile(seeks, 0.5), unit: "ms" },
+      { name: "seek by timestamp p99", value: quantile(seeks, 0.99), unit: "ms", target: "< 2 ms" }
+    ]
+    report("feed", rows, { seconds: millis / 1000, entryBytes: 100 })
+  } finally {
+    await runtime.dispose()
+    Fs.rmSync(directory, { recursive: true, force: true })
+  }
+}
