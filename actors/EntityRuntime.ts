@@ -16,7 +16,7 @@ import { KeyValueStore } from "../persistence/KeyValueStore.js"
 import { StoreBackend } from "../persistence/StoreBackend.js"
 import { StoreConfig } from "../persistence/StoreConfig.js"
 import type { InvalidArgument, ReadError } from "../persistence/StoreError.js"
-import type { Behavior, Registered } from "./Entity.js"
+import type { AnyEntityType, Behavior, Registered } from "./Entity.js"
 import { InvalidMessage, MailboxFull, Overloaded, ShardNotOwned, UnknownEntityType } from "./EntityError.js"
 import type { EntityEvent } from "./EntityEvent.js"
 import { EntityMetrics } from "./EntityMetrics.js"
@@ -53,6 +53,8 @@ export interface EntityRuntimeShape extends MessengerShape {
   readonly stats: () => RuntimeStats
   /** The shard of an entity. */
   readonly shardOf: (type: string, id: string) => number
+  /** A registered entity type by name. */
+  readonly entityType: (name: string) => AnyEntityType | undefined
 }
 
 /** The entity runtime service. */
@@ -292,7 +294,8 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     owned: () => owned,
     events: Stream.fromPubSub(events),
     stats: () => ({ resident: cells.size, residentByType: new Map(residentByType), mailboxDepth, ownedShards: owned.size, asksInFlight: tracker.size }),
-    shardOf: (type, id) => shardOf(type, id, config.shardCount)
+    shardOf: (type, id) => shardOf(type, id, config.shardCount),
+    entityType: (name) => registry.get(name)?.behavior.entity
   }
   return runtime
 })

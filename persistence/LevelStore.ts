@@ -244,28 +244,18 @@ export const make = (options: LevelStoreOptions): Effect.Effect<StoreBackendShap
         }
       })
 
+    // One iterator for the whole export: LevelDB gives it an implicit snapshot, so a dump taken
+    // while writes go on is still one consistent point in time.
     const EXPORT_PAGE = 1_000
-    const exportAll: Stream.Stream<ExportRecord, BackendError> = Stream.paginate(
-      { gte: new Uint8Array([DATA]) } as { gte?: Uint8Array; gt?: Uint8Array },
-      (lower) =>
-        Effect.map(
-          attempt(async () => {
-            const iterator = db.iterator({ ...VIEW, ...lower, lt: new Uint8Array([DATA + 1]), limit: EXPORT_PAGE })
-            try {
-              return await iterator.nextv(EXPORT_PAGE)
-            } finally {
-              await iterator.close()
-            }
-          }),
-          (entries) => {
-            const last = entries[entries.length - 1]
-            return [
-              entries.map(([key, value]) => decodeRecord(key, value)),
-              last === undefined ? Option.none() : Option.some({ gt: last[0] })
-            ] as const
-          }
-        )
-    )
+    const exportAll: Stream.Stream<ExportRecord, BackendError> = Stream.unwrap(Effect.map(
+      attempt(() => db.iterator({ ...VIEW, gte: new Uint8Array([DATA]), lt: new Uint8Array([DATA + 1]) })),
+      (iterator) =>
+        Stream.paginate(undefined, () =>
+          Effect.map(attempt(() => iterator.nextv(EXPORT_PAGE)), (entries) => [
+            entries.map(([key, value]) => decodeRecord(key, value)),
+            entries.length === 0 ? Option.none<undefined>() : Option.some(undefined)
+          ] as const)).pipe(Stream.ensuring(Effect.promise(() => iterator.close())))
+    ))
 
     const backend: StoreBackendShape = {
       name: "level",

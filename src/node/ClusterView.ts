@@ -1,0 +1,44 @@
+/**
+ * What a worker tells about the cluster: its own id, the live workers and the shard map. A single
+ * node is a cluster of one that owns every shard; the Redis coordinator provides the real view
+ * when workers are spread out.
+ */
+import { Context, Effect, Layer } from "effect"
+
+/** One worker as the cluster sees it. */
+export interface WorkerInfo {
+  readonly id: string
+  readonly address: string
+  readonly weight: number
+  readonly shards: number
+  /** Milliseconds since the epoch of its last heartbeat. */
+  readonly lastSeen: number
+}
+
+/** The cluster at one moment. */
+export interface ClusterSnapshot {
+  readonly shardCount: number
+  readonly workers: ReadonlyArray<WorkerInfo>
+  /** The owner of each shard (worker id), or null while it moves. */
+  readonly owners: ReadonlyArray<string | null>
+}
+
+/** The cluster view of this worker. */
+export interface ClusterViewShape {
+  readonly workerId: string
+  readonly snapshot: Effect.Effect<ClusterSnapshot>
+}
+
+/** The cluster view service. */
+export class ClusterView extends Context.Service<ClusterView, ClusterViewShape>()("shardfeed/ClusterView") {}
+
+/** The view of a single node that owns all `shardCount` shards. */
+export const layerSingle = (options: { readonly workerId: string; readonly address: string; readonly shardCount: number }): Layer.Layer<ClusterView> =>
+  Layer.succeed(ClusterView)({
+    workerId: options.workerId,
+    snapshot: Effect.sync(() => ({
+      shardCount: options.shardCount,
+      workers: [{ id: options.workerId, address: options.address, weight: 1, shards: options.shardCount, lastSeen: Date.now() }],
+      owners: new Array<string>(options.shardCount).fill(options.workerId)
+    }))
+  })

@@ -1,0 +1,94 @@
+/**
+ * A shardfeed node on the embedded default: LevelDB in one directory, every shard local, the
+ * built-in entity types registered, and the HTTP API serving them. `serve` runs one for the
+ * scope; closing the scope (SIGTERM or SIGINT under `NodeRuntime.runMain`) stops accepting
+ * requests, drains and commits every shard, and closes the store.
+ */
+import { Effect, Layer, type Scope } from "effect"
+import type { AddressInfo } from "node:net"
+import * as EntityRuntime from "../../actors/EntityRuntime.js"
+import { defaults, RuntimeConfig, type RuntimeConfigShape } from "../../actors/RuntimeConfig.js"
+import { layerStores } from "../../persistence/IndexedStore.js"
+import * as LevelStore from "../../persistence/LevelStore.js"
+import type { Messenger } from "../../actors/Messenger.js"
+import type { KeyValueStore } from "../../persistence/KeyValueStore.js"
+import * as MeteredStore from "../../persistence/MeteredStore.js"
+import * as Feed from "../feed/Feed.js"
+import * as ClusterRoutes from "../server/ClusterRoutes.js"
+import * as EntityRoutes from "../server/EntityRoutes.js"
+import * as FeedRoutes from "../server/FeedRoutes.js"
+import * as HttpServer from "../server/HttpServer.js"
+import * as ClusterView from "./ClusterView.js"
+
+/** How to run a node. */
+export interface NodeOptions {
+  /** The LevelDB directory (created when missing). */
+  readonly data: string
+  readonly host: string
+  readonly port: number
+  /** When set, every route but `/health` requires it. */
+  readonly token?: string | undefined
+  readonly workerId?: string | undefined
+  readonly bodyLimitBytes?: number | undefined
+  /** fsync every commit (default false: a commit survives a crash of the process, not of the machine). */
+  readonly sync?: boolean | undefined
+  /** Overrides of the runtime's bounds (shard count, mailbox capacity, ...). */
+  readonly runtime?: Partial<RuntimeConfigShape> | undefined
+}
+
+/** The node refused to start; the message says why and what to do. */
+export class NodeConfigError extends Error {
+  readonly _tag = "NodeConfigError"
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"])
+
+/** Refuses settings that would be unsafe or invalid. */
+export const validate = (options: NodeOptions): Effect.Effect<NodeOptions, NodeConfigError> => {
+  if (!LOOPBACK.has(options.host) && (options.token === undefined || options.token.length === 0)) {
+    return Effect.fail(new NodeConfigError(
+      `refusing to listen on ${options.host} without a token: anyone who reaches it could read and write every feed. ` +
+        "Pass --token (or SHARDFEED_TOKEN), or bind to 127.0.0.1."
+    ))
+  }
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
+    return Effect.fail(new NodeConfigError(`--http port ${options.port} must be 0 to 65535`))
+  }
+  return Effect.succeed(options)
+}
+
+/** The services of a single node: store, runtime with every shard, built-in entity types. */
+export const layer = (options: NodeOptions) => {
+  const runtimeConfig: RuntimeConfigShape = { ...defaults, ...options.runtime }
+  const stores = layerStores(MeteredStore.layer.pipe(Layer.provide(LevelStore.layerBackend({ directory: options.data, sync: options.sync }))))
+  return Feed.layer(Feed.Json).pipe(
+    Layer.provideMerge(EntityRuntime.layerLocal),
+    Layer.provideMerge(stores),
+    Layer.provideMerge(Layer.succeed(RuntimeConfig)(runtimeConfig)),
+    Layer.provideMerge(ClusterView.layerSingle({
+      workerId: options.workerId ?? "node-1",
+      address: `${options.host}:${options.port}`,
+      shardCount: runtimeConfig.shardCount
+    }))
+  )
+}
+
+/** Every route of HTTP API v1 this node serves. */
+export const routes: ReadonlyArray<HttpServer.Route<ClusterView.ClusterView | EntityRuntime.EntityRuntime | Messenger | KeyValueStore>> = [
+  ...ClusterRoutes.routes,
+  ...FeedRoutes.routes(),
+  ...EntityRoutes.routes
+]
+
+/** Serves the HTTP API for the scope; answers the bound address. */
+export const serve = (options: NodeOptions): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const valid = yield* validate(options)
+    const context = yield* Layer.build(layer(valid))
+    return yield* HttpServer.make(routes, {
+      host: valid.host,
+      port: valid.port,
+      token: valid.token,
+      bodyLimitBytes: valid.bodyLimitBytes
+    }).pipe(Effect.provideContext(context))
+  })

@@ -1,0 +1,63 @@
+/**
+ * The routes for any entity type, built in or the application's own: `ask` sends a message
+ * (`{"_tag": "<Message>", "payload": ...}` as the message's schemas encode it to JSON) and
+ * answers `{"reply": ...}`; a declared failure of the handler is a 409 with its tag as the code.
+ * Durable messages and dead letters need BullMQ and answer 404 until a worker enables them.
+ */
+import { Effect, Exit, Schema } from "effect"
+import type { Rpc } from "effect/rpc"
+import { EntityRuntime } from "../../actors/EntityRuntime.js"
+import { Messenger } from "../../actors/Messenger.js"
+import * as ApiError from "./ApiError.js"
+import { json, type Route } from "./HttpServer.js"
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+const ask = (type: string, id: string, body: unknown) =>
+  Effect.gen(function*() {
+    const runtime = yield* EntityRuntime
+    const messenger = yield* Messenger
+    const entity = runtime.entityType(type)
+    if (entity === undefined) return yield* Effect.fail(ApiError.make(404, "UnknownEntityType", `no entity type named ${type}`))
+    if (!isObject(body) || !isObject(body.message)) {
+      return yield* Effect.fail(ApiError.make(400, "InvalidArgument", "must be an object {\"_tag\", \"payload\"?}", "message"))
+    }
+    const tag = typeof body.message._tag === "string" ? body.message._tag : ""
+    const rpc = entity.rpcs.get(tag) as Rpc.AnyWithProps | undefined
+    if (rpc === undefined) {
+      return yield* Effect.fail(ApiError.make(400, "InvalidArgument", `must name one of ${[...entity.rpcs.keys()].join(", ")}`, "message._tag"))
+    }
+    const payloadCodec = Schema.toCodecJson(rpc.payloadSchema) as unknown as Schema.Codec<unknown, unknown>
+    const payload = yield* Schema.decodeUnknownEffect(payloadCodec)(body.message.payload ?? null).pipe(
+      Effect.mapError((error) => ApiError.make(400, "InvalidArgument", error.message, "message.payload"))
+    )
+    const exit = yield* Effect.callback<Exit.Exit<unknown, unknown>>((resume) => {
+      messenger.deliver({
+        type,
+        id,
+        tag,
+        payload,
+        reply: (outcome) => resume(Effect.succeed(outcome)),
+        deadline: Date.now() + 30_000
+      })
+    })
+    if (Exit.isFailure(exit)) {
+      const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+      return yield* Effect.fail(ApiError.fromFailure(failure?._tag === "Fail" ? failure.error : undefined))
+    }
+    const successCodec = Schema.toCodecJson(rpc.successSchema) as unknown as Schema.Codec<unknown, unknown>
+    const reply = yield* Schema.encodeUnknownEffect(successCodec)(exit.value).pipe(Effect.orDie)
+    return json({ reply })
+  })
+
+const notEnabled = ApiError.make(404, "NotEnabled", "durable messages need BullMQ: start the worker with --redis to enable them")
+
+/** The entity routes. */
+export const routes: ReadonlyArray<Route<EntityRuntime | Messenger>> = [
+  { method: "POST", path: "/v1/entities/:type/:id/ask", handler: (request) => ask(request.params.type!, request.params.id!, request.body) },
+  { method: "POST", path: "/v1/entities/:type/:id/messages", handler: () => Effect.fail(notEnabled) },
+  { method: "GET", path: "/v1/dead-letters", handler: () => Effect.fail(notEnabled) },
+  { method: "POST", path: "/v1/dead-letters/:id/retry", handler: () => Effect.fail(notEnabled) },
+  { method: "DELETE", path: "/v1/dead-letters/:id", handler: () => Effect.fail(notEnabled) }
+]

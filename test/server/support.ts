@@ -1,0 +1,53 @@
+/**
+ * A node for HTTP tests: served in this process on a free loopback port over a temp LevelDB
+ * directory, stopped with `close`; plus a small `call` helper over fetch.
+ */
+import { Effect, Exit, Scope } from "effect"
+import * as Node from "../../src/node/Node.js"
+import { tempDir } from "../support/tempDir.js"
+
+/** A running node. */
+export interface TestNode {
+  readonly base: string
+  readonly data: string
+  readonly close: () => Promise<void>
+}
+
+/** Starts a node (options override the defaults of a test node). */
+export const startNode = async (options: Partial<Node.NodeOptions> = {}): Promise<TestNode> => {
+  const scope = Effect.runSync(Scope.make())
+  const data = options.data ?? tempDir("http-node")
+  const address = await Effect.runPromise(
+    Node.serve({ data, host: "127.0.0.1", port: 0, runtime: { shardCount: 16 }, ...options }).pipe(Scope.provide(scope))
+  )
+  return {
+    base: `http://127.0.0.1:${address.port}`,
+    data,
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
+
+/** An HTTP answer: status, headers and the body parsed as JSON when it is JSON. */
+export interface Answer {
+  readonly status: number
+  readonly headers: Headers
+  readonly body: any
+  readonly text: string
+}
+
+/** Sends a request; a body that is not a string is sent as JSON. */
+export const call = async (base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> => {
+  const response = await fetch(base + path, {
+    method,
+    headers: { "content-type": "application/json", ...headers },
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
+  })
+  const text = await response.text()
+  let parsed: unknown = undefined
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    parsed = undefined
+  }
+  return { status: response.status, headers: response.headers, body: parsed, text }
+}
