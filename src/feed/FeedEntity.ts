@@ -55,6 +55,8 @@ interface FeedState {
 }
 
 const HEAD = "head"
+/** The latest time a JavaScript Date can hold: later timestamps are refused as nonsense. */
+const TIMESTAMP_MAX = 8.64e15
 const PURGE_CHUNK = 500
 const TRIM_RECORDS_MAX = 200
 
@@ -207,8 +209,8 @@ export const behavior = <A, I>(
         const item = items[i]!
         const nonce = item.nonce === undefined ? undefined : Nonce.parse(item.nonce, `items[${i}].nonce`)
         if (nonce instanceof InvalidArgument) return yield* Effect.fail(nonce)
-        if (item.timestamp !== undefined && !(typeof item.timestamp === "number" && Number.isFinite(item.timestamp) && item.timestamp >= 0)) {
-          return yield* Effect.fail(invalid(`items[${i}].timestamp`, "must be a finite, non-negative number of milliseconds"))
+        if (item.timestamp !== undefined && !(typeof item.timestamp === "number" && item.timestamp >= 0 && item.timestamp <= TIMESTAMP_MAX)) {
+          return yield* Effect.fail(invalid(`items[${i}].timestamp`, `must be milliseconds since the epoch, from 0 to ${TIMESTAMP_MAX}`))
         }
         encoded.push({ value: yield* codec.encode(item.value, `items[${i}].value`), nonce, timestamp: item.timestamp })
       }

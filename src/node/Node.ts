@@ -14,6 +14,8 @@ import type { Messenger } from "../../actors/Messenger.js"
 import type { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import * as MeteredStore from "../../persistence/MeteredStore.js"
 import * as Feed from "../feed/Feed.js"
+import type { StoreBackend } from "../../persistence/StoreBackend.js"
+import * as AdminRoutes from "../server/AdminRoutes.js"
 import * as ClusterRoutes from "../server/ClusterRoutes.js"
 import * as EntityRoutes from "../server/EntityRoutes.js"
 import * as FeedRoutes from "../server/FeedRoutes.js"
@@ -74,10 +76,13 @@ export const layer = (options: NodeOptions) => {
 }
 
 /** Every route of HTTP API v1 this node serves. */
-export const routes: ReadonlyArray<HttpServer.Route<ClusterView.ClusterView | EntityRuntime.EntityRuntime | Messenger | KeyValueStore>> = [
+export const routes: ReadonlyArray<
+  HttpServer.Route<ClusterView.ClusterView | EntityRuntime.EntityRuntime | Messenger | KeyValueStore | StoreBackend>
+> = [
   ...ClusterRoutes.routes,
   ...FeedRoutes.routes(),
-  ...EntityRoutes.routes
+  ...EntityRoutes.routes,
+  ...AdminRoutes.routes
 ]
 
 /** Serves the HTTP API for the scope; answers the bound address. */

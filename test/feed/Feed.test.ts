@@ -126,6 +126,7 @@ describe("feeds", () => {
       yield* expect(feeds.append("f", [{ value: 2 }, { value: 3, nonce: "12x" }]), "InvalidArgument", "items[1].nonce")
       yield* expect(feeds.append("f", [{ value: 2, timestamp: Number.POSITIVE_INFINITY }]), "InvalidArgument", "items[0].timestamp")
       yield* expect(feeds.append("f", [{ value: 2, timestamp: -1 }]), "InvalidArgument", "items[0].timestamp")
+      yield* expect(feeds.append("f", [{ value: 2, timestamp: 8.64e15 + 1 }]), "InvalidArgument", "items[0].timestamp")
       yield* expect(feeds.append("f", [{ value: 2, timestamp: 6_000 }, { value: 3, timestamp: 4_999 }]), "TimestampTooOld", "items[1].timestamp")
       yield* expect(feeds.append("f", []), "InvalidArgument", "items")
       yield* expect(feeds.append("f", Array.from({ length: 1_001 }, () => ({ value: 0 }))), "InvalidArgument", "items")
