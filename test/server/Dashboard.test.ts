@@ -1,0 +1,49 @@
+/**
+ * Goal: the dashboard works in a real browser with no network beyond the worker: it shows the
+ * workers, the shard map and the entity rates, live, behind basic auth when a token is set.
+ * Method: headless Debian Chromium driven by playwright-core against a test node; every request
+ * the page makes is checked to stay on the worker's origin.
+ */
+import * as Fs from "node:fs"
+import { strict as assert } from "node:assert"
+import { chromium } from "playwright-core"
+import { afterAll, beforeAll, describe, it } from "vitest"
+import { call, startNode, type TestNode } from "./support.js"
+
+const CHROMIUM = "/usr/bin/chromium"
+const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+describe("dashboard", () => {
+  let node: TestNode
+  beforeAll(async () => {
+    node = await startNode({ token: "dash" })
+  })
+  afterAll(async () => {
+    await node.close()
+  })
+
+  it("shows workers, shards and live entity rates, loading nothing from elsewhere", async () => {
+    assert.ok(Fs.existsSync(CHROMIUM), "Debian's chromium package is installed (.ci/run installs it)")
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS })
+    try {
+      const context = await browser.newContext({ httpCredentials: { username: "ops", password: "dash" } })
+      const page = await context.newPage()
+      const origins = new Set<string>()
+      page.on("request", (request) => origins.add(new URL(request.url()).origin))
+      const response = await page.goto(`${node.base}/dashboard`)
+      assert.equal(response?.status(), 200)
+      // Conditions are strings: they run in the page, where `document` lives.
+      await page.waitForFunction("document.getElementById('worker-count')?.textContent === '1'")
+      assert.equal(await page.locator("#workers tbody tr.worker").count(), 1)
+      await page.waitForFunction("document.querySelectorAll('#shards div.shard').length === 16")
+      assert.equal(await page.locator("#shard-count").textContent(), "16")
+      assert.equal(await page.locator("#unowned-count").textContent(), "0")
+      const auth = { authorization: "Bearer dash" }
+      for (let i = 0; i < 20; i++) await call(node.base, "POST", `/v1/feeds/d${i}/append`, { items: [{ value: i }] }, auth)
+      await page.waitForFunction("[...document.querySelectorAll('#rates tbody tr')].some((row) => row.textContent.startsWith('feed'))", undefined, { timeout: 10_000 })
+      assert.deepEqual([...origins], [node.base], "the page requested nothing beyond the worker")
+    } finally {
+      await browser.close()
+    }
+  }, 60_000)
+})
