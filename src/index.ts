@@ -1,5 +1,12 @@
 /**
  * shardfeed's public API. Each module is a namespace named after its main export, as in Effect:
- * `import { KeyValueStore, LevelStore } from "shardfeed"`.
+ * `import { Entity, EntityRuntime, Feed, LevelStore } from "shardfeed"`.
  */
+export * from "../actors/index.js"
 export * from "../persistence/index.js"
+export * as Feed from "./feed/Feed.js"
+export * as FeedError from "./feed/FeedError.js"
+export * as FeedMessages from "./feed/FeedMessages.js"
+export * as Archive from "./node/Archive.js"
+export * as ClusterView from "./node/ClusterView.js"
+export * as Node from "./node/Node.js"
