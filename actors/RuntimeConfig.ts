@@ -19,9 +19,13 @@ export interface RuntimeConfigShape {
   readonly handlerAttemptsMax: number
   /** Default `ask` timeout (default 10 s); the caller then gets `AskTimeout`. */
   readonly askTimeoutMillis: number
-  /** Keys one entity may have waiting to commit (default 10,000); past it the entity waits for its commit. */
+  /**
+   * Keys one entity may have waiting to commit, which also bounds one message's write set
+   * (default 65,536: a sorted set's snapshot rewrite stages up to about 52,000); past it the
+   * entity waits for its commit, and a single message staging more fails with `InvalidArgument`.
+   */
   readonly pendingKeysPerEntityMax: number
-  /** Writes in one group-commit round (default 50,000); more wait for the next round. */
+  /** Writes in one group-commit round (default 131,072); more wait for the next round. */
   readonly commitOpsMax: number
   /** How long `stopShard` waits for a shard to drain before passivating anyway (default 30 s). */
   readonly stopShardTimeoutMillis: number
@@ -37,8 +41,8 @@ export const defaults: RuntimeConfigShape = {
   residentEntitiesMax: 100_000,
   handlerAttemptsMax: 3,
   askTimeoutMillis: 10_000,
-  pendingKeysPerEntityMax: 10_000,
-  commitOpsMax: 50_000,
+  pendingKeysPerEntityMax: 65_536,
+  commitOpsMax: 131_072,
   stopShardTimeoutMillis: 30_000,
   snapshotEvery: 100
 }

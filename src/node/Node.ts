@@ -19,6 +19,8 @@ import * as AdminRoutes from "../server/AdminRoutes.js"
 import * as ClusterRoutes from "../server/ClusterRoutes.js"
 import * as EntityRoutes from "../server/EntityRoutes.js"
 import * as FeedRoutes from "../server/FeedRoutes.js"
+import * as SortedSetRoutes from "../server/SortedSetRoutes.js"
+import * as SortedSetEntity from "../sortedset/SortedSetEntity.js"
 import * as HttpServer from "../server/HttpServer.js"
 import * as ClusterView from "./ClusterView.js"
 
@@ -63,7 +65,7 @@ export const validate = (options: NodeOptions): Effect.Effect<NodeOptions, NodeC
 export const layer = (options: NodeOptions) => {
   const runtimeConfig: RuntimeConfigShape = { ...defaults, ...options.runtime }
   const stores = layerStores(MeteredStore.layer.pipe(Layer.provide(LevelStore.layerBackend({ directory: options.data, sync: options.sync }))))
-  return Feed.layer(Feed.Json).pipe(
+  return Layer.mergeAll(Feed.layer(Feed.Json), SortedSetEntity.layer).pipe(
     Layer.provideMerge(EntityRuntime.layerLocal),
     Layer.provideMerge(stores),
     Layer.provideMerge(Layer.succeed(RuntimeConfig)(runtimeConfig)),
@@ -82,6 +84,7 @@ export const routes: ReadonlyArray<
   ...ClusterRoutes.routes,
   ...FeedRoutes.routes(),
   ...EntityRoutes.routes,
+  ...SortedSetRoutes.routes,
   ...AdminRoutes.routes
 ]
 

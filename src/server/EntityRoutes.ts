@@ -10,6 +10,7 @@ import { EntityRuntime } from "../../actors/EntityRuntime.js"
 import { Messenger } from "../../actors/Messenger.js"
 import * as ApiError from "./ApiError.js"
 import { json, type Route } from "./HttpServer.js"
+import { fieldOf, messageOf } from "./SchemaField.js"
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
@@ -30,7 +31,7 @@ const ask = (type: string, id: string, body: unknown) =>
     }
     const payloadCodec = Schema.toCodecJson(rpc.payloadSchema) as unknown as Schema.Codec<unknown, unknown>
     const payload = yield* Schema.decodeUnknownEffect(payloadCodec)(body.message.payload ?? null).pipe(
-      Effect.mapError((error) => ApiError.make(400, "InvalidArgument", error.message, "message.payload"))
+      Effect.mapError((error) => ApiError.make(400, "InvalidArgument", messageOf(error), fieldOf(error, "message.payload")))
     )
     const exit = yield* Effect.callback<Exit.Exit<unknown, unknown>>((resume) => {
       messenger.deliver({

@@ -1,0 +1,88 @@
+/**
+ * The sorted set routes of HTTP API v1 (Redis ZSET semantics), over the SortedSet entity. Bodies
+ * and queries are decoded with the entity's message schemas, so errors name the field; scores go
+ * out as numbers or "+inf"/"-inf", and come in as numbers, "+inf"/"-inf", or 1e999 (which JSON
+ * parsers read as infinite).
+ */
+import { Effect, Schema } from "effect"
+import type { Rpc } from "effect/rpc"
+import { Messenger } from "../../actors/Messenger.js"
+import * as SortedSetEntity from "../sortedset/SortedSetEntity.js"
+import * as ApiError from "./ApiError.js"
+import { json, type Request, type Route } from "./HttpServer.js"
+import { fieldOf, messageOf } from "./SchemaField.js"
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
+
+/** JSON has no infinities: a number read as ±Infinity becomes the wire string. */
+const infinities = (value: unknown): unknown =>
+  value === Number.POSITIVE_INFINITY ? "+inf" : value === Number.NEGATIVE_INFINITY ? "-inf" : value
+
+const ask = (key: string, rpc: Rpc.AnyWithProps, input: unknown) =>
+  Effect.gen(function*() {
+    const payload = yield* Schema.decodeUnknownEffect(rpc.payloadSchema as Schema.Codec<unknown, unknown>)(input).pipe(
+      Effect.mapError((error) => ApiError.make(400, "InvalidArgument", messageOf(error), fieldOf(error)))
+    )
+    const messenger = yield* Messenger
+    const exit = yield* Effect.callback<unknown, unknown>((resume) =>
+      messenger.deliver({
+        type: SortedSetEntity.SortedSetEntity.type,
+        id: key,
+        tag: rpc._tag,
+        payload,
+        reply: (outcome) => resume(outcome),
+        deadline: Date.now() + 30_000
+      })
+    ).pipe(Effect.mapError((error) => ApiError.fromFailure(error)))
+    const encoded = yield* Schema.encodeUnknownEffect(rpc.successSchema as Schema.Codec<unknown, unknown>)(exit).pipe(Effect.orDie)
+    return json(encoded)
+  })
+
+const body = (request: Request, map: (body: Record<string, unknown>) => unknown) =>
+  isObject(request.body) ? map(request.body) : undefined
+
+const query = (request: Request, names: ReadonlyArray<string>, numbers: ReadonlyArray<string> = []) => {
+  const out: Record<string, unknown> = {}
+  for (const name of names) {
+    const value = request.query.get(name)
+    if (value === null) continue
+    out[name] = numbers.includes(name) && /^-?\d+$/.test(value) ? Number(value) : value === "true" ? true : value === "false" ? false : value
+  }
+  return out
+}
+
+const as = (rpc: unknown) => rpc as Rpc.AnyWithProps
+
+/** The sorted set routes. */
+export const routes: ReadonlyArray<Route<Messenger>> = [
+  {
+    method: "POST",
+    path: "/v1/zsets/:key/add",
+    handler: (request) =>
+      ask(request.params.key!, as(SortedSetEntity.Add), body(request, (b) => ({
+        ...b,
+        members: Array.isArray(b.members) ? b.members.map((m) => (isObject(m) ? { ...m, score: infinities(m.score) } : m)) : b.members
+      })))
+  },
+  {
+    method: "POST",
+    path: "/v1/zsets/:key/incr",
+    handler: (request) => ask(request.params.key!, as(SortedSetEntity.IncrBy), body(request, (b) => ({ ...b, by: infinities(b.by) })))
+  },
+  { method: "POST", path: "/v1/zsets/:key/remove", handler: (request) => ask(request.params.key!, as(SortedSetEntity.Remove), request.body) },
+  { method: "GET", path: "/v1/zsets/:key/score/:member", handler: (request) => ask(request.params.key!, as(SortedSetEntity.Score), { member: request.params.member }) },
+  {
+    method: "GET",
+    path: "/v1/zsets/:key/rank/:member",
+    handler: (request) => ask(request.params.key!, as(SortedSetEntity.Rank), { member: request.params.member, ...query(request, ["rev"]) })
+  },
+  {
+    method: "GET",
+    path: "/v1/zsets/:key/range",
+    handler: (request) =>
+      ask(request.params.key!, as(SortedSetEntity.Range), { by: "rank", ...query(request, ["by", "min", "max", "rev", "offset", "limit"], ["offset", "limit"]) })
+  },
+  { method: "GET", path: "/v1/zsets/:key/count", handler: (request) => ask(request.params.key!, as(SortedSetEntity.Count), query(request, ["min", "max"])) },
+  { method: "POST", path: "/v1/zsets/:key/pop", handler: (request) => ask(request.params.key!, as(SortedSetEntity.Pop), request.body) },
+  { method: "GET", path: "/v1/zsets/:key", handler: (request) => ask(request.params.key!, as(SortedSetEntity.Card), {}) }
+]
