@@ -34,6 +34,15 @@ export type AnyEntityType = EntityType<string, Rpc.Any>
 /** The messages of an entity type. */
 export type Messages<E> = E extends EntityType<infer _T, infer R> ? R : never
 
+/**
+ * Every entity type defined in this process, by name. A router that forwards a message to another
+ * worker encodes it with its type's schemas, and a client-only process hosts no runtime to ask.
+ */
+const defined = new Map<string, AnyEntityType>()
+
+/** The entity type defined under `name` in this process, if any. */
+export const lookup = (name: string): AnyEntityType | undefined => defined.get(name)
+
 /** Defines an entity type. The name is 1-64 characters of `[A-Za-z0-9_.-]` starting with a letter. */
 export const make = <const Type extends string, const Rpcs extends ReadonlyArray<Rpc.Any>>(
   type: Type,
@@ -45,7 +54,9 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
     if (byTag.has(rpc._tag)) throw new Error(`entity type ${type} defines message ${rpc._tag} twice`)
     byTag.set(rpc._tag, rpc)
   }
-  return { type, rpcs: byTag }
+  const entity: EntityType<Type, Rpcs[number]> = { type, rpcs: byTag }
+  defined.set(type, entity as AnyEntityType)
+  return entity
 }
 
 /** What every handler knows about its entity. */

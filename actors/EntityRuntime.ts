@@ -46,6 +46,16 @@ export interface EntityRuntimeShape extends MessengerShape {
   readonly assignShard: (shard: number, epoch: number) => Effect.Effect<void, ReadError>
   /** Stops taking messages for a shard, drains and commits them, passivates its entities. */
   readonly stopShard: (shard: number) => Effect.Effect<void>
+  /**
+   * Lets a shard go at once, without draining: its lease is lost or about to be. Its messages are
+   * refused (`ShardNotOwned`) and its commits fail; its entities passivate when idle.
+   */
+  readonly dropShard: (shard: number) => void
+  /**
+   * Sets the time (ms since the epoch) after which this process must not commit for a shard:
+   * its lease ends then unless renewed. Commits check it just before they are sent.
+   */
+  readonly setLeaseDeadline: (shard: number, deadline: number) => void
   /** Shards owned now, with their epochs. */
   readonly owned: () => ReadonlyMap<number, number>
   /** The lifecycle events as they happen (a slow subscriber loses the oldest). */
@@ -88,13 +98,18 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
   const byShard = new Map<number, Set<EntityCell>>()
   const owned = new Map<number, number>()
   const stopping = new Set<number>()
+  const leaseDeadlines = new Map<number, number>()
   const tracker = new AskTracker(ASKS_IN_FLIGHT_MAX, Date.now)
   let mailboxDepth = 0
   let actorNames = 0
 
   const committer = new GroupCommitter(
     yield* StoreBackend,
-    (shard) => (stopping.has(shard) || owned.has(shard) ? owned.get(shard) : undefined),
+    // A shard past its lease deadline is not committed for: another worker may own it by now.
+    (shard) => {
+      const deadline = leaseDeadlines.get(shard)
+      return deadline !== undefined && Date.now() >= deadline ? undefined : owned.get(shard)
+    },
     config.commitOpsMax,
     (report) => metrics.committed(report.outcome, report.writes),
     (shard) => {
@@ -264,6 +279,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
         byShard.delete(shard)
         owned.delete(shard)
         stopping.delete(shard)
+        leaseDeadlines.delete(shard)
         PubSub.publishUnsafe(events, { _tag: "ShardStopped", shard, entities: count, millis: Date.now() - started })
       })
     })
@@ -291,6 +307,15 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
         PubSub.publishUnsafe(events, { _tag: "ShardAssigned", shard, epoch })
       }),
     stopShard,
+    dropShard: (shard) => {
+      if (!owned.delete(shard)) return
+      stopping.delete(shard)
+      leaseDeadlines.delete(shard)
+      PubSub.publishUnsafe(events, { _tag: "ShardStopped", shard, entities: byShard.get(shard)?.size ?? 0, millis: 0 })
+    },
+    setLeaseDeadline: (shard, deadline) => {
+      leaseDeadlines.set(shard, deadline)
+    },
     owned: () => owned,
     events: Stream.fromPubSub(events),
     stats: () => ({ resident: cells.size, residentByType: new Map(residentByType), mailboxDepth, ownedShards: owned.size, asksInFlight: tracker.size }),
@@ -312,7 +337,10 @@ export const assignAllShards = (runtime: EntityRuntimeShape): Effect.Effect<void
       { concurrency: 16, discard: true }
     ))
 
-/** A runtime owning no shards (the scale-out coordinator assigns them), also as the `Messenger`. */
+/** A runtime owning no shards (the scale-out coordinator assigns them); the router is the `Messenger`. */
+export const layerRuntime: Layer.Layer<EntityRuntime, InvalidArgument, KeyValueStore | IndexedStore | StoreBackend> = Layer.effect(EntityRuntime, make)
+
+/** A runtime owning no shards, also as the `Messenger` (every shard this process will own). */
 export const layer: Layer.Layer<EntityRuntime | Messenger, InvalidArgument, KeyValueStore | IndexedStore | StoreBackend> = Layer.effectContext(
   Effect.map(make, (runtime) => Context.make(EntityRuntime, runtime).pipe(Context.add(Messenger, runtime)))
 )

@@ -58,7 +58,7 @@ export const assign = (workers: ReadonlyArray<WorkerSpec>, shardCount: number): 
   // Each proposal moves a shard down its list; there are at most shardCount × workers of them.
   while (free.length > 0) {
     const shard = free.pop()!
-    const choice = preferences[shard]![next[shard]++]!
+    const choice = preferences[shard]![next[shard]!++]!
     const list = held.get(choice.id)!
     if (list.length < capacity.get(choice.id)!) {
       list.push({ shard, score: choice.score })

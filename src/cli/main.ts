@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `shardfeed` command line: `serve` (a node on the embedded default; `npm start` runs it with
- * the defaults), `dump` and `restore` (archives, offline against a data directory or online
+ * the defaults), `worker` (joins a Redis-coordinated cluster), `dump` and `restore` (archives, offline against a data directory or online
  * through a running node), and `bench`. Settings come from flags, then environment variables
  * (`SHARDFEED_DATA`, `SHARDFEED_HTTP`, `SHARDFEED_TOKEN`), then a JSON config file
  * (`SHARDFEED_CONFIG`, default `./shardfeed.json` when present), then the defaults `--help` shows.
@@ -13,6 +13,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { commands as archiveCommands } from "./ArchiveCommands.js"
 import { serveCommand } from "./ServeCommand.js"
+import { workerCommand } from "./WorkerCommand.js"
 
 const VERSION = "0.1.0"
 
@@ -29,7 +30,7 @@ const bench = Command.make(
 
 const root = Command.make("shardfeed").pipe(
   Command.withDescription("Sharded, persistent feeds, sorted sets and search"),
-  Command.withSubcommands([serveCommand, ...archiveCommands, bench])
+  Command.withSubcommands([serveCommand, workerCommand, ...archiveCommands, bench])
 )
 
 /** Settings from a JSON config file, under the names of the environment variables. */

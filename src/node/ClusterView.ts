@@ -4,6 +4,7 @@
  * when workers are spread out.
  */
 import { Context, Effect, Layer } from "effect"
+import * as ShardManager from "../../sharding/ShardManager.js"
 
 /** One worker as the cluster sees it. */
 export interface WorkerInfo {
@@ -42,3 +43,32 @@ export const layerSingle = (options: { readonly workerId: string; readonly addre
       owners: new Array<string>(options.shardCount).fill(options.workerId)
     }))
   })
+
+/** The view of a worker in a Redis-coordinated cluster, read from its shard manager. */
+export const layerFromManager: Layer.Layer<ClusterView, never, ShardManager.ShardManager> = Layer.effect(
+  ClusterView,
+  Effect.map(ShardManager.ShardManager, (manager) => ({
+    workerId: manager.workerId,
+    snapshot: Effect.sync(() => {
+      const members = manager.members()
+      const owners = ownersOf(manager)
+      const shardCount = owners.length
+      const counts = new Map<string, number>()
+      for (const owner of owners) if (owner !== null) counts.set(owner, (counts.get(owner) ?? 0) + 1)
+      return {
+        shardCount,
+        workers: members.map((member) => ({
+          id: member.id,
+          address: member.address,
+          weight: member.weight,
+          shards: counts.get(member.id) ?? 0,
+          lastSeen: member.expiry - manager.config.leaseMillis
+        })),
+        owners
+      }
+    })
+  }))
+)
+
+const ownersOf = (manager: ShardManager.ShardManagerShape): Array<string | null> =>
+  Array.from({ length: manager.shardCount }, (_, shard) => manager.owner(shard)?.worker ?? null)

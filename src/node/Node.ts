@@ -22,6 +22,7 @@ import * as FeedRoutes from "../server/FeedRoutes.js"
 import * as SortedSetRoutes from "../server/SortedSetRoutes.js"
 import * as SortedSetEntity from "../sortedset/SortedSetEntity.js"
 import * as HttpServer from "../server/HttpServer.js"
+import * as Worker from "../../sharding/Worker.js"
 import * as ClusterView from "./ClusterView.js"
 
 /** How to run a node. */
@@ -65,7 +66,7 @@ export const validate = (options: NodeOptions): Effect.Effect<NodeOptions, NodeC
 export const layer = (options: NodeOptions) => {
   const runtimeConfig: RuntimeConfigShape = { ...defaults, ...options.runtime }
   const stores = layerStores(MeteredStore.layer.pipe(Layer.provide(LevelStore.layerBackend({ directory: options.data, sync: options.sync }))))
-  return Layer.mergeAll(Feed.layer(Feed.Json), SortedSetEntity.layer).pipe(
+  return builtIns.pipe(
     Layer.provideMerge(EntityRuntime.layerLocal),
     Layer.provideMerge(stores),
     Layer.provideMerge(Layer.succeed(RuntimeConfig)(runtimeConfig)),
@@ -90,13 +91,38 @@ export const routes: ReadonlyArray<
 
 /** Serves the HTTP API for the scope; answers the bound address. */
 export const serve = (options: NodeOptions): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
+  Effect.flatMap(validate(options), (valid) => serveWith(layer(valid), valid))
+
+/** The built-in entity types, registered with whatever runtime and messenger are below. */
+export const builtIns = Layer.mergeAll(Feed.layer(Feed.Json), SortedSetEntity.layer)
+
+/** Builds `services` for the scope and serves the HTTP API over them. */
+const serveWith = <E>(
+  services: Layer.Layer<ClusterView.ClusterView | EntityRuntime.EntityRuntime | Messenger | KeyValueStore | StoreBackend, E>,
+  options: Pick<NodeOptions, "host" | "port" | "token" | "bodyLimitBytes">
+): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
   Effect.gen(function*() {
-    const valid = yield* validate(options)
-    const context = yield* Layer.build(layer(valid))
+    const context = yield* Layer.build(services)
     return yield* HttpServer.make(routes, {
-      host: valid.host,
-      port: valid.port,
-      token: valid.token,
-      bodyLimitBytes: valid.bodyLimitBytes
+      host: options.host,
+      port: options.port,
+      token: options.token,
+      bodyLimitBytes: options.bodyLimitBytes
     }).pipe(Effect.provideContext(context))
   })
+
+/** How to run a worker of a Redis-coordinated cluster that also serves HTTP. */
+export interface WorkerNodeOptions extends Worker.WorkerOptions {
+  readonly host: string
+  readonly port: number
+  readonly token?: string | undefined
+  readonly bodyLimitBytes?: number | undefined
+}
+
+/** A worker's services: the cluster worker, the built-in entity types, its cluster view. */
+export const workerLayer = (options: Worker.WorkerOptions) =>
+  Layer.mergeAll(builtIns, ClusterView.layerFromManager).pipe(Layer.provideMerge(Worker.layer(options)))
+
+/** Joins a cluster as a worker and serves the HTTP API for the scope (any worker routes any request). */
+export const serveWorker = (options: WorkerNodeOptions): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
+  Effect.flatMap(validate({ ...options, data: "" }), () => serveWith(workerLayer(options), options))

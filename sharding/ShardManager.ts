@@ -1,0 +1,200 @@
+/**
+ * One worker's part in a Redis-coordinated cluster. Every refresh it renews its heartbeat and its
+ * shard leases, computes the target assignment from the live workers (a pure function: every
+ * worker computes the same), hands off the shards it should no longer own (stop taking messages,
+ * drain and commit, passivate, then release the lease) and acquires the free shards it should
+ * own (each acquisition raises the shard's epoch and registers it with the store, which fences
+ * any older owner). Moves per refresh are rate-limited. A shard whose lease cannot be renewed
+ * stops committing before the lease ends. It also keeps the shard map that routers read.
+ *
+ * It decides and carries out; Redis operations are the `Coordinator`'s, entity hosting the
+ * runtime's.
+ */
+import { Context, Effect, Exit, Layer, Metric, PubSub, Queue, type Scope, Stream } from "effect"
+import { EntityRuntime } from "../actors/EntityRuntime.js"
+import { assign } from "./Assignment.js"
+import { Coordinator, type Member } from "./Coordinator.js"
+import { ShardingConfig, type ShardingConfigShape, validate } from "./ShardingConfig.js"
+
+/** An owner as routers see it. */
+export interface Owner {
+  readonly worker: string
+  readonly address: string
+  readonly epoch: number
+}
+
+/** What happens to shards, as a stream and as metrics. */
+export type ShardEvent =
+  | { readonly _tag: "ShardAcquired"; readonly shard: number; readonly epoch: number }
+  | { readonly _tag: "ShardReleased"; readonly shard: number }
+  | { readonly _tag: "ShardLost"; readonly shard: number }
+  | { readonly _tag: "RebalanceStarted"; readonly moves: number }
+  | { readonly _tag: "RebalanceEnded"; readonly millis: number }
+
+/** The shard manager and the shard map it keeps. */
+export interface ShardManagerShape {
+  readonly workerId: string
+  readonly config: ShardingConfigShape
+  readonly shardCount: number
+  /** The owner of a shard as last read (undefined while it is free or moving). */
+  readonly owner: (shard: number) => Owner | undefined
+  /** The live workers as last read. */
+  readonly members: () => ReadonlyArray<Member>
+  /** Asks for an early refresh of the map (coalesced; a sender that met a moved shard calls it). */
+  readonly requestRefresh: () => void
+  readonly events: Stream.Stream<ShardEvent>
+}
+
+/** The shard manager service. */
+export class ShardManager extends Context.Service<ShardManager, ShardManagerShape>()("shardfeed/ShardManager") {}
+
+/** Shards this worker owns. */
+export const ownedShards = Metric.gauge("shardfeed_shards_owned", { description: "Shards this worker owns" })
+/** Lease renewals, by `outcome` (`ok`, `lost`, `failed`). */
+export const leaseRenewals = Metric.counter("shardfeed_lease_renewals_total", { description: "Shard lease renewals" })
+/** Rebalance rounds (rounds that moved at least one shard). */
+export const rebalances = Metric.counter("shardfeed_rebalances_total", { description: "Rounds that moved shards" })
+/** Shards acquired and released, by `action`. */
+export const shardMoves = Metric.counter("shardfeed_shard_moves_total", { description: "Shards acquired or released" })
+
+const SETTINGS_HASH = "murmur3-x86-32"
+
+interface Options {
+  /** Whether this worker's store is shared between processes (Redis) or local. */
+  readonly sharedStore: boolean
+}
+
+/** Runs the manager for the scope: joins, then refreshes until the scope closes (a graceful leave). */
+export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown, EntityRuntime | Coordinator | Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = yield* Effect.flatMap(ShardingConfig, validate)
+    const runtime = yield* EntityRuntime
+    const coordinator = yield* Coordinator
+    const context = yield* Effect.context<never>()
+    const shardCount = runtime.config.shardCount
+    const settings = JSON.stringify({ shardCount, hash: SETTINGS_HASH })
+    const description = {
+      id: config.workerId,
+      address: config.address,
+      weight: config.weight,
+      shared: options.sharedStore,
+      startedAt: Date.now()
+    }
+    yield* coordinator.join(description, settings, config.leaseMillis)
+    const events = yield* PubSub.sliding<ShardEvent>(1_024)
+    const publish = (event: ShardEvent) => void PubSub.publishUnsafe(events, event)
+    let owners: ReadonlyArray<Owner | undefined> = new Array(shardCount).fill(undefined)
+    let members: ReadonlyArray<Member> = []
+    const handingOff = new Set<number>()
+    const wake = yield* Queue.sliding<void>(1)
+    const maxMoves = Math.max(1, Math.ceil(shardCount * config.rebalanceFraction))
+    const margin = Math.floor(config.refreshMillis / 2)
+
+    const readMap = Effect.gen(function*() {
+      const leases = yield* coordinator.map(shardCount)
+      const addresses = new Map(members.map((member) => [member.id, member.address]))
+      owners = leases.map((lease) => {
+        if (lease === undefined) return undefined
+        const address = addresses.get(lease.owner)
+        return address === undefined ? undefined : { worker: lease.owner, address, epoch: lease.epoch }
+      })
+    })
+
+    /** Renews this worker's leases; shards it no longer holds are dropped at once. */
+    const renewLeases = (runtimeOwned: ReadonlyArray<number>) =>
+      Effect.gen(function*() {
+        const started = Date.now()
+        const renewed = yield* coordinator.renew(config.workerId, runtimeOwned, config.leaseMillis)
+        for (const shard of runtimeOwned) {
+          if (renewed.has(shard)) {
+            runtime.setLeaseDeadline(shard, started + config.leaseMillis - margin)
+            Metric.withAttributes(leaseRenewals, { outcome: "ok" }).updateUnsafe(1, context)
+          } else {
+            runtime.dropShard(shard)
+            handingOff.delete(shard)
+            Metric.withAttributes(leaseRenewals, { outcome: "lost" }).updateUnsafe(1, context)
+            publish({ _tag: "ShardLost", shard })
+          }
+        }
+      })
+
+    /** Drains a shard, then releases its lease; runs beside the refresh loop. */
+    const handOff = (shard: number) =>
+      Effect.gen(function*() {
+        yield* runtime.stopShard(shard)
+        yield* Effect.ignore(coordinator.release(config.workerId, [shard]))
+        Metric.withAttributes(shardMoves, { action: "released" }).updateUnsafe(1, context)
+        publish({ _tag: "ShardReleased", shard })
+        yield* coordinator.notify
+      }).pipe(Effect.ensuring(Effect.sync(() => handingOff.delete(shard))))
+
+    const round = Effect.gen(function*() {
+      const alive = yield* coordinator.heartbeat(config.workerId, config.leaseMillis)
+      if (!alive) yield* coordinator.join(description, settings, config.leaseMillis)
+      const membership = yield* coordinator.members
+      members = membership.workers
+      const runtimeOwned = [...runtime.owned().keys()]
+      yield* renewLeases(runtimeOwned)
+      const target = assign(members.map((member) => ({ id: member.id, weight: member.weight })), shardCount)
+      const giveUp = [...runtime.owned().keys()].filter((shard) => target[shard] !== config.workerId && !handingOff.has(shard)).slice(0, maxMoves)
+      const wanted = target.flatMap((owner, shard) => (owner === config.workerId && !runtime.owned().has(shard) ? [shard] : [])).slice(0, maxMoves)
+      const started = Date.now()
+      if (giveUp.length + wanted.length > 0) publish({ _tag: "RebalanceStarted", moves: giveUp.length + wanted.length })
+      for (const shard of giveUp) {
+        handingOff.add(shard)
+        yield* Effect.forkDetach(handOff(shard))
+      }
+      const acquired = yield* coordinator.acquire(config.workerId, wanted, config.leaseMillis)
+      for (const [shard, epoch] of acquired) {
+        yield* runtime.assignShard(shard, epoch)
+        runtime.setLeaseDeadline(shard, started + config.leaseMillis - margin)
+        Metric.withAttributes(shardMoves, { action: "acquired" }).updateUnsafe(1, context)
+        publish({ _tag: "ShardAcquired", shard, epoch })
+      }
+      if (acquired.size > 0) yield* coordinator.notify
+      if (giveUp.length + acquired.size > 0) {
+        rebalances.updateUnsafe(1, context)
+        publish({ _tag: "RebalanceEnded", millis: Date.now() - started })
+      }
+      ownedShards.updateUnsafe(runtime.owned().size, context)
+      yield* readMap
+    })
+
+    const notices = yield* coordinator.notices
+    // Notices only wake the loop early; the loop runs at least every refresh either way.
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(notices), () => Queue.offer(wake, undefined))))
+    const loop = Effect.forever(
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(round)
+        if (Exit.isFailure(exit)) {
+          Metric.withAttributes(leaseRenewals, { outcome: "failed" }).updateUnsafe(1, context)
+          yield* Effect.logWarning("shard manager round failed; retrying", exit.cause)
+        }
+        yield* Effect.race(Effect.sleep(config.refreshMillis), Queue.take(wake))
+      })
+    )
+    yield* round.pipe(Effect.ignore)
+    yield* Effect.forkScoped(loop)
+    // A graceful leave: out of the membership first (the others take over the assignment), then
+    // every shard drained and released.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        yield* Effect.ignore(coordinator.leave(config.workerId))
+        yield* Effect.ignore(coordinator.notify)
+        yield* Effect.forEach([...runtime.owned().keys()], (shard) => handOff(shard), { concurrency: 32, discard: true })
+      })
+    )
+    return {
+      workerId: config.workerId,
+      config,
+      shardCount,
+      owner: (shard) => owners[shard],
+      members: () => members,
+      requestRefresh: () => void Queue.offerUnsafe(wake, undefined),
+      events: Stream.fromPubSub(events)
+    } satisfies ShardManagerShape
+  })
+
+/** The manager as a layer; `sharedStore` says whether the store may be shared by several workers. */
+export const layer = (options: Options): Layer.Layer<ShardManager, unknown, EntityRuntime | Coordinator> =>
+  Layer.effect(ShardManager, make(options))

@@ -1,0 +1,61 @@
+/**
+ * `shardfeed worker`: joins a Redis-coordinated cluster, hosts the shards the assignment gives
+ * it, and serves HTTP API v1 (any worker routes any request). SIGTERM is a graceful leave: out of
+ * the membership, every shard drained and handed over, then exit 0.
+ */
+import { Config, Console, Effect, Option } from "effect"
+import { Command, Flag } from "effect/cli"
+import { defaults } from "../../actors/RuntimeConfig.js"
+import * as Worker from "../../sharding/Worker.js"
+import { redactUrl } from "../../persistence/RedisConnection.js"
+import * as Node from "../node/Node.js"
+import * as Settings from "./Settings.js"
+
+const redis = Flag.String("redis").pipe(
+  Flag.withDescription("the coordination Redis: redis://[user:password@]host:port, rediss:// for TLS, or comma-separated cluster nodes (env SHARDFEED_REDIS)"),
+  Flag.withFallbackConfig(Config.String("SHARDFEED_REDIS"))
+)
+const store = Flag.String("store").pipe(
+  Flag.withDescription("where data lives: redis (shared, required for more than one worker), level:<directory> or memory (default redis)"),
+  Flag.withDefault("redis")
+)
+const weight = Flag.Finite("weight").pipe(Flag.withDescription("this worker's share of the shards relative to others (default 1)"), Flag.withDefault(1))
+const transport = Flag.String("transport").pipe(
+  Flag.withDescription("host:port other workers reach this one on (default 127.0.0.1:0, a free port)"),
+  Flag.withDefault("127.0.0.1:0")
+)
+const cluster = Flag.String("cluster").pipe(Flag.withDescription("the cluster's name; workers of one cluster share it (default default)"), Flag.withDefault("default"))
+const id = Flag.String("id").pipe(Flag.withDescription("this worker's id (default: random)"), Flag.optional)
+const shards = Flag.Int("shards").pipe(
+  Flag.withDescription(`shard count; must match on every worker (env SHARDFEED_SHARDS; default ${defaults.shardCount})`),
+  Flag.withFallbackConfig(Config.Int("SHARDFEED_SHARDS")),
+  Flag.withDefault(defaults.shardCount)
+)
+
+/** The worker command. */
+export const workerCommand = Command.make(
+  "worker",
+  { redis, store, weight, http: Settings.http, token: Settings.token, transport, cluster, id, shards },
+  (flags) =>
+    Effect.gen(function*() {
+      const http = Settings.parseAddress(flags.http)
+      const peer = Settings.parseAddress(flags.transport)
+      const storeOption = Worker.parseStore(flags.store)
+      for (const problem of [http, peer, storeOption]) {
+        if (typeof problem === "string") return yield* Effect.fail(new Node.NodeConfigError(problem.replace("--http", problem === peer ? "--transport" : "--http")))
+      }
+      const bound = yield* Node.serveWorker({
+        redisUrl: flags.redis,
+        store: storeOption as Worker.StoreOption,
+        transport: peer as { host: string; port: number },
+        sharding: { clusterName: flags.cluster, weight: flags.weight, ...(Option.isSome(flags.id) ? { workerId: flags.id.value } : {}) },
+        runtime: { shardCount: flags.shards },
+        host: (http as { host: string }).host,
+        port: (http as { port: number }).port,
+        token: Option.getOrUndefined(flags.token)
+      })
+      const base = `http://${bound.address}:${bound.port}`
+      yield* Console.log(`shardfeed worker in cluster ${flags.cluster} (coordination ${redactUrl(flags.redis)}, store ${flags.store})\n  API        ${base}/v1\n  dashboard  ${base}/dashboard`)
+      return yield* Effect.never
+    }).pipe(Effect.scoped)
+).pipe(Command.withDescription("Joins a Redis-coordinated cluster as a worker and serves HTTP API v1"))
