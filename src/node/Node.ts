@@ -19,7 +19,10 @@ import * as AdminRoutes from "../server/AdminRoutes.js"
 import * as ClusterRoutes from "../server/ClusterRoutes.js"
 import * as EntityRoutes from "../server/EntityRoutes.js"
 import * as FeedRoutes from "../server/FeedRoutes.js"
+import * as SearchRoutes from "../server/SearchRoutes.js"
 import * as SortedSetRoutes from "../server/SortedSetRoutes.js"
+import * as Search from "../search/Search.js"
+import * as SearchEntity from "../search/SearchEntity.js"
 import * as SortedSetEntity from "../sortedset/SortedSetEntity.js"
 import * as HttpServer from "../server/HttpServer.js"
 import * as Worker from "../../sharding/Worker.js"
@@ -78,14 +81,18 @@ export const layer = (options: NodeOptions) => {
   )
 }
 
+/** What the routes of a node need. */
+export type NodeServices = ClusterView.ClusterView | EntityRuntime.EntityRuntime | Messenger | KeyValueStore | StoreBackend | Search.Search
+
 /** Every route of HTTP API v1 this node serves. */
 export const routes: ReadonlyArray<
-  HttpServer.Route<ClusterView.ClusterView | EntityRuntime.EntityRuntime | Messenger | KeyValueStore | StoreBackend>
+  HttpServer.Route<NodeServices>
 > = [
   ...ClusterRoutes.routes,
   ...FeedRoutes.routes(),
   ...EntityRoutes.routes,
   ...SortedSetRoutes.routes,
+  ...SearchRoutes.routes,
   ...AdminRoutes.routes
 ]
 
@@ -94,11 +101,11 @@ export const serve = (options: NodeOptions): Effect.Effect<AddressInfo, unknown,
   Effect.flatMap(validate(options), (valid) => serveWith(layer(valid), valid))
 
 /** The built-in entity types, registered with whatever runtime and messenger are below. */
-export const builtIns = Layer.mergeAll(Feed.layer(Feed.Json), SortedSetEntity.layer)
+export const builtIns = Layer.mergeAll(Feed.layer(Feed.Json), SortedSetEntity.layer, SearchEntity.layer, Search.layer)
 
 /** Builds `services` for the scope and serves the HTTP API over them. */
 const serveWith = <E>(
-  services: Layer.Layer<ClusterView.ClusterView | EntityRuntime.EntityRuntime | Messenger | KeyValueStore | StoreBackend, E>,
+  services: Layer.Layer<NodeServices, E>,
   options: Pick<NodeOptions, "host" | "port" | "token" | "bodyLimitBytes">
 ): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
   Effect.gen(function*() {
