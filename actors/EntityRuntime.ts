@@ -23,10 +23,13 @@ import { EntityMetrics } from "./EntityMetrics.js"
 import { AskTracker } from "./internal/askTracker.js"
 import { EntityCell } from "./internal/entityCell.js"
 import { GroupCommitter } from "./internal/groupCommit.js"
+import { type Holding, Holdings, HoldingsLog } from "./internal/holdings.js"
 import type { Host } from "./internal/host.js"
 import { type Envelope, Messenger, type MessengerShape } from "./Messenger.js"
 import { RuntimeConfig, type RuntimeConfigShape, validate } from "./RuntimeConfig.js"
 import { partitionOf, shardOf } from "./ShardId.js"
+
+export { type Holding, HoldingsLog, type HoldingsLogShape } from "./internal/holdings.js"
 
 /** Counts for dashboards and tests. */
 export interface RuntimeStats {
@@ -58,6 +61,8 @@ export interface EntityRuntimeShape extends MessengerShape {
   readonly setLeaseDeadline: (shard: number, deadline: number) => void
   /** Shards owned now, with their epochs. */
   readonly owned: () => ReadonlyMap<number, number>
+  /** Shards held now and recently, with epochs and times (see `internal/holdings.ts`). */
+  readonly holdings: () => ReadonlyArray<Holding>
   /** The lifecycle events as they happen (a slow subscriber loses the oldest). */
   readonly events: Stream.Stream<EntityEvent>
   readonly stats: () => RuntimeStats
@@ -99,20 +104,23 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
   const owned = new Map<number, number>()
   const stopping = new Set<number>()
   const leaseDeadlines = new Map<number, number>()
+  const holdings = new Holdings((shard) => leaseDeadlines.get(shard), Date.now, yield* HoldingsLog)
   const tracker = new AskTracker(ASKS_IN_FLIGHT_MAX, Date.now)
   let mailboxDepth = 0
   let actorNames = 0
 
+  // A shard past its lease deadline is neither served nor committed for: another worker may own it by now.
+  const epochOf = (shard: number): number | undefined => {
+    const deadline = leaseDeadlines.get(shard)
+    return deadline !== undefined && Date.now() >= deadline ? undefined : owned.get(shard)
+  }
   const committer = new GroupCommitter(
     yield* StoreBackend,
-    // A shard past its lease deadline is not committed for: another worker may own it by now.
-    (shard) => {
-      const deadline = leaseDeadlines.get(shard)
-      return deadline !== undefined && Date.now() >= deadline ? undefined : owned.get(shard)
-    },
+    epochOf,
     config.commitOpsMax,
     (report) => metrics.committed(report.outcome, report.writes),
     (shard) => {
+      holdings.end(shard)
       owned.delete(shard)
       PubSub.publishUnsafe(events, { _tag: "ShardFenced", shard })
     }
@@ -125,7 +133,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     indexed,
     committer,
     now: Date.now,
-    owns: (shard) => owned.has(shard),
+    epochOf,
     event: (event) => void PubSub.publishUnsafe(events, event),
     dequeued: () => {
       mailboxDepth--
@@ -277,6 +285,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
           passivate(cell, "shard-stopped")
         }
         byShard.delete(shard)
+        holdings.end(shard)
         owned.delete(shard)
         stopping.delete(shard)
         leaseDeadlines.delete(shard)
@@ -304,10 +313,12 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     assignShard: (shard, epoch) =>
       Effect.map(store.registerEpoch(partitionOf(shard), epoch), (registered) => {
         owned.set(shard, Math.max(epoch, registered))
+        holdings.begin(shard, Math.max(epoch, registered))
         PubSub.publishUnsafe(events, { _tag: "ShardAssigned", shard, epoch })
       }),
     stopShard,
     dropShard: (shard) => {
+      holdings.end(shard)
       if (!owned.delete(shard)) return
       stopping.delete(shard)
       leaseDeadlines.delete(shard)
@@ -317,6 +328,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
       leaseDeadlines.set(shard, deadline)
     },
     owned: () => owned,
+    holdings: () => holdings.snapshot(),
     events: Stream.fromPubSub(events),
     stats: () => ({ resident: cells.size, residentByType: new Map(residentByType), mailboxDepth, ownedShards: owned.size, asksInFlight: tracker.size }),
     shardOf: (type, id) => shardOf(type, id, config.shardCount),

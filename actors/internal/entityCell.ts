@@ -111,6 +111,8 @@ export class EntityCell implements Participant {
   touched = false
   /** Bumped when the entity restarts: work begun before it is void. */
   generation = 0
+  /** The shard's epoch when the state in memory was recovered (see `Participant.epoch`). */
+  epoch: number | undefined = undefined
   /** The round being committed (0 when none). */
   inFlightRound = 0
   /** The nact actor that runs `handle`, set by the runtime. */
@@ -243,11 +245,12 @@ export class EntityCell implements Participant {
 
   private process(envelope: Envelope): Promise<void> | undefined {
     if (envelope.reply !== undefined && envelope.deadline < this.host.now()) return undefined
-    if (!this.host.owns(this.shard)) {
+    const epoch = this.host.epochOf(this.shard)
+    if (epoch === undefined) {
       envelope.reply?.(Exit.fail(new ShardNotOwned({ entity: this.label, shard: this.shard })))
       return undefined
     }
-    if (!this.recovered || this.pending.pendingCount >= this.host.config.pendingKeysPerEntityMax) {
+    if (!this.recovered || this.epoch !== epoch || this.pending.pendingCount >= this.host.config.pendingKeysPerEntityMax) {
       return this.prepareAndAttempt(envelope, 1)
     }
     return this.attempt(envelope, 1)
@@ -257,6 +260,9 @@ export class EntityCell implements Participant {
   private async prepareAndAttempt(envelope: Envelope, attempt: number): Promise<void> {
     // Backpressure: an entity whose writes outrun the store waits for its commit.
     while (this.pending.pendingCount >= this.host.config.pendingKeysPerEntityMax) await this.nextCommit()
+    // The shard was lost and taken again since the state was read: other owners may have
+    // written since. Let the old tenure's writes fail, then read the state afresh.
+    if (this.recovered && this.epoch !== this.host.epochOf(this.shard)) await this.restart("the shard was taken again at a new epoch")
     if (!this.recovered) {
       const reason = await this.recover()
       if (reason !== undefined) {
@@ -348,6 +354,8 @@ export class EntityCell implements Participant {
   /** Rebuilds the state from the store; returns a reason when it could not. */
   private async recover(): Promise<string | undefined> {
     const started = this.host.now()
+    // Read before the state: a tenure that ends during recovery leaves this state stale.
+    const epoch = this.host.epochOf(this.shard)
     const style = this.registered.behavior.style
     const effect = style._tag === "Direct" ? this.recoverDirect(style) : this.recoverEventSourced(style)
     const exit = await this.runEffect(effect)
@@ -357,6 +365,7 @@ export class EntityCell implements Participant {
       return `recovery failed: ${reason}`
     }
     this.state = exit.value
+    this.epoch = epoch
     this.recovered = true
     this.moveTo("active")
     this.host.event({ _tag: "Activated", type: this.type, id: this.id, shard: this.shard, recoveryMillis: this.host.now() - started })

@@ -15,6 +15,12 @@ import type { BatchOutcome, PartitionBatch, StoreBackendShape, WriteOp } from ".
 export interface Participant {
   readonly shard: number
   readonly partition: string
+  /**
+   * The epoch of the shard when the participant's state was read: its writes are valid only
+   * while the process still holds the shard at that epoch (a shard lost and taken again is a
+   * new tenure, and writes computed from the old one's state must not land in it).
+   */
+  readonly epoch: number | undefined
   /** Writes waiting in the open round (appended values counted one by one). */
   readonly openSize: number
   /** Closes the open round and returns its writes. */
@@ -79,12 +85,23 @@ export class GroupCommitter {
       if (ops.length > 0) taken.push({ participant, round, ops })
       else participant.committed(round)
     }
-    const groups = new Map<string, { shard: number; ops: Array<WriteOp>; members: typeof taken }>()
+    const groups = new Map<string, { shard: number; epoch: number; ops: Array<WriteOp>; members: typeof taken }>()
     for (const item of taken) {
-      let group = groups.get(item.participant.partition)
+      const { participant } = item
+      const epoch = this.epochOf(participant.shard)
+      if (epoch === undefined || participant.epoch !== epoch) {
+        participant.failed(
+          item.round,
+          epoch === undefined
+            ? `shard ${participant.shard} is not owned here`
+            : `shard ${participant.shard} was taken again (epoch ${epoch}) since this state was read (epoch ${participant.epoch})`
+        )
+        continue
+      }
+      let group = groups.get(participant.partition)
       if (group === undefined) {
-        group = { shard: item.participant.shard, ops: [], members: [] }
-        groups.set(item.participant.partition, group)
+        group = { shard: participant.shard, epoch, ops: [], members: [] }
+        groups.set(participant.partition, group)
       }
       for (const op of item.ops) group.ops.push(op)
       group.members.push(item)
@@ -92,12 +109,7 @@ export class GroupCommitter {
     const batches: Array<PartitionBatch> = []
     const committing: Array<typeof taken> = []
     for (const [partition, group] of groups) {
-      const epoch = this.epochOf(group.shard)
-      if (epoch === undefined) {
-        for (const member of group.members) member.participant.failed(member.round, `shard ${group.shard} is not owned here`)
-        continue
-      }
-      batches.push({ partition, ops: group.ops, epoch })
+      batches.push({ partition, ops: group.ops, epoch: group.epoch })
       committing.push(group.members)
     }
     if (batches.length === 0) return this.next()

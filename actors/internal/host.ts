@@ -17,7 +17,11 @@ export interface Host {
   readonly indexed: IndexedStoreShape
   readonly committer: GroupCommitter
   readonly now: () => number
-  readonly owns: (shard: number) => boolean
+  /**
+   * The epoch this process holds a shard at, or undefined when it does not hold it (or its
+   * lease deadline passed): the tenure an entity's state in memory belongs to.
+   */
+  readonly epochOf: (shard: number) => number | undefined
   readonly event: (event: EntityEvent) => void
   /** A message left a mailbox. */
   readonly dequeued: () => void
