@@ -10,7 +10,7 @@
  * It decides and carries out; Redis operations are the `Coordinator`'s, entity hosting the
  * runtime's.
  */
-import { Context, Effect, Exit, Layer, Metric, PubSub, Queue, type Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Metric, PubSub, Queue, Scope, Stream } from "effect"
 import { EntityRuntime } from "../actors/EntityRuntime.js"
 import { assign } from "./Assignment.js"
 import { Coordinator, type Member } from "./Coordinator.js"
@@ -42,6 +42,11 @@ export interface ShardManagerShape {
   readonly members: () => ReadonlyArray<Member>
   /** Asks for an early refresh of the map (coalesced; a sender that met a moved shard calls it). */
   readonly requestRefresh: () => void
+  /**
+   * Joins the cluster and starts taking shards (idempotent). A worker calls it once its entity
+   * types are registered, so no message reaches it for a type it does not know yet.
+   */
+  readonly start: Effect.Effect<void, unknown>
   readonly events: Stream.Stream<ShardEvent>
 }
 
@@ -62,6 +67,8 @@ const SETTINGS_HASH = "murmur3-x86-32"
 interface Options {
   /** Whether this worker's store is shared between processes (Redis) or local. */
   readonly sharedStore: boolean
+  /** Joins no membership and owns no shard: only reads the map, for a process that only sends. */
+  readonly clientOnly?: boolean | undefined
 }
 
 /** Runs the manager for the scope: joins, then refreshes until the scope closes (a graceful leave). */
@@ -80,7 +87,9 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       shared: options.sharedStore,
       startedAt: Date.now()
     }
-    yield* coordinator.join(description, settings, config.leaseMillis)
+    const clientOnly = options.clientOnly === true
+    const scope = yield* Effect.scope
+    let started = false
     const events = yield* PubSub.sliding<ShardEvent>(1_024)
     const publish = (event: ShardEvent) => void PubSub.publishUnsafe(events, event)
     let owners: ReadonlyArray<Owner | undefined> = new Array(shardCount).fill(undefined)
@@ -128,7 +137,13 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
         yield* coordinator.notify
       }).pipe(Effect.ensuring(Effect.sync(() => handingOff.delete(shard))))
 
-    const round = Effect.gen(function*() {
+    /** A client reads the membership and the map, nothing else. */
+    const clientRound = Effect.gen(function*() {
+      members = (yield* coordinator.members).workers
+      yield* readMap
+    })
+
+    const ownerRound = Effect.gen(function*() {
       const alive = yield* coordinator.heartbeat(config.workerId, config.leaseMillis)
       if (!alive) yield* coordinator.join(description, settings, config.leaseMillis)
       const membership = yield* coordinator.members
@@ -159,26 +174,32 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       ownedShards.updateUnsafe(runtime.owned().size, context)
       yield* readMap
     })
+    const round = clientOnly ? clientRound : ownerRound
 
-    const notices = yield* coordinator.notices
-    // Notices only wake the loop early; the loop runs at least every refresh either way.
-    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(notices), () => Queue.offer(wake, undefined))))
-    const loop = Effect.forever(
-      Effect.gen(function*() {
-        const exit = yield* Effect.exit(round)
-        if (Exit.isFailure(exit)) {
-          Metric.withAttributes(leaseRenewals, { outcome: "failed" }).updateUnsafe(1, context)
-          yield* Effect.logWarning("shard manager round failed; retrying", exit.cause)
-        }
-        yield* Effect.race(Effect.sleep(config.refreshMillis), Queue.take(wake))
-      })
-    )
-    yield* round.pipe(Effect.ignore)
-    yield* Effect.forkScoped(loop)
+    const start = Effect.gen(function*() {
+      if (started) return
+      started = true
+      if (!clientOnly) yield* coordinator.join(description, settings, config.leaseMillis)
+      const notices = yield* Scope.provide(coordinator.notices, scope)
+      // Notices only wake the loop early; the loop runs at least every refresh either way.
+      yield* Effect.forkIn(Effect.forever(Effect.flatMap(Queue.take(notices), () => Queue.offer(wake, undefined))), scope)
+      const loop = Effect.forever(
+        Effect.gen(function*() {
+          const exit = yield* Effect.exit(round)
+          if (Exit.isFailure(exit)) {
+            Metric.withAttributes(leaseRenewals, { outcome: "failed" }).updateUnsafe(1, context)
+            yield* Effect.logWarning("shard manager round failed; retrying", exit.cause)
+          }
+          yield* Effect.race(Effect.sleep(config.refreshMillis), Queue.take(wake))
+        })
+      )
+      yield* round.pipe(Effect.ignore)
+      yield* Effect.forkIn(loop, scope)
+    })
     // A graceful leave: out of the membership first (the others take over the assignment), then
     // every shard drained and released.
     yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
+      clientOnly || !started ? Effect.void : Effect.gen(function*() {
         yield* Effect.ignore(coordinator.leave(config.workerId))
         yield* Effect.ignore(coordinator.notify)
         yield* Effect.forEach([...runtime.owned().keys()], (shard) => handOff(shard), { concurrency: 32, discard: true })
@@ -191,6 +212,7 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       owner: (shard) => owners[shard],
       members: () => members,
       requestRefresh: () => void Queue.offerUnsafe(wake, undefined),
+      start,
       events: Stream.fromPubSub(events)
     } satisfies ShardManagerShape
   })

@@ -128,7 +128,7 @@ export interface WorkerNodeOptions extends Worker.WorkerOptions {
 
 /** A worker's services: the cluster worker, the built-in entity types, its cluster view. */
 export const workerLayer = (options: Worker.WorkerOptions) =>
-  Layer.mergeAll(builtIns, ClusterView.layerFromManager).pipe(Layer.provideMerge(Worker.layer(options)))
+  ClusterView.layerFromManager.pipe(Layer.provideMerge(Worker.layer(options, builtIns)))
 
 /** Joins a cluster as a worker and serves the HTTP API for the scope (any worker routes any request). */
 export const serveWorker = (options: WorkerNodeOptions): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>

@@ -61,6 +61,16 @@ export const routes: ReadonlyArray<Route<ClusterView | EntityRuntime>> = [
   },
   {
     method: "GET",
+    path: "/v1/cluster/holdings",
+    handler: () =>
+      Effect.gen(function*() {
+        const view = yield* ClusterView
+        const runtime = yield* EntityRuntime
+        return json({ worker: view.workerId, now: Date.now(), holdings: runtime.holdings().map((h) => ({ ...h, until: h.until ?? null })) })
+      })
+  },
+  {
+    method: "GET",
     path: "/v1/stats",
     handler: () => Effect.map(stats, json)
   },

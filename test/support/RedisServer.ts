@@ -19,8 +19,8 @@ export interface RedisProcess {
   readonly ports: ReadonlyArray<number>
   readonly url: string
   readonly stop: () => Promise<void>
-  /** Kills and restarts the servers on the same ports (a Redis restart under load). */
-  readonly restart?: () => Promise<void>
+  /** Kills the servers, waits `downMillis` (default 0), restarts them on the same ports. */
+  readonly restart?: (downMillis?: number) => Promise<void>
 }
 
 /** Asks the kernel for a free loopback port. */
@@ -105,39 +105,55 @@ export const startRedis = async (
       await stopChild(child)
       await Fs.rm(dir, { recursive: true, force: true })
     },
-    restart: async () => {
+    restart: async (downMillis = 0) => {
       await stopChild(child)
+      await new Promise((resolve) => setTimeout(resolve, downMillis))
       child = await startServer(serverOptions)
     }
   }
 }
 
 /** Starts a Redis Cluster of `masters` masters (no replicas) and waits until it is healthy. */
-export const startRedisCluster = async (masters = 3): Promise<RedisProcess> => {
+export const startRedisCluster = async (
+  masters = 3,
+  options: { readonly appendfsync?: "always" | "everysec" } = {}
+): Promise<RedisProcess> => {
   const root = await Fs.mkdtemp(Path.join(Os.tmpdir(), "shardfeed-redis-cluster-"))
   const ports: Array<number> = []
   const children: Array<ChildProcess> = []
+  const serverOptions = (port: number) => ({ port, dir: Path.join(root, String(port)), cluster: true, ...options })
   for (let i = 0; i < masters; i++) {
     const port = await freePort()
     ports.push(port)
-    children.push(await startServer({ port, dir: Path.join(root, String(port)), cluster: true }))
+    children.push(await startServer(serverOptions(port)))
   }
   await execFileAsync("redis-cli", [
     "--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"
   ])
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    const { stdout } = await execFileAsync("redis-cli", ["-p", String(ports[0]), "cluster", "info"])
-    if (stdout.includes("cluster_state:ok")) break
-    if (Date.now() > deadline) throw new Error("Redis Cluster did not reach cluster_state:ok")
-    await new Promise((resolve) => setTimeout(resolve, 100))
+  const healthy = async () => {
+    const deadline = Date.now() + 20_000
+    for (;;) {
+      const answers = await Promise.all(ports.map((port) => execFileAsync("redis-cli", ["-p", String(port), "cluster", "info"]).then(({ stdout }) => stdout, () => "")))
+      if (answers.every((stdout) => stdout.includes("cluster_state:ok"))) return
+      if (Date.now() > deadline) throw new Error("Redis Cluster did not reach cluster_state:ok")
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
   }
+  await healthy()
   return {
     ports,
     url: ports.map((port) => `redis://127.0.0.1:${port}`).join(","),
     stop: async () => {
       await Promise.all(children.map(stopChild))
       await Fs.rm(root, { recursive: true, force: true })
+    },
+    // Every node restarts from its nodes.conf (and its append-only file, when on).
+    restart: async (downMillis = 0) => {
+      await Promise.all(children.map(stopChild))
+      await new Promise((resolve) => setTimeout(resolve, downMillis))
+      const restarted = await Promise.all(ports.map((port) => startServer(serverOptions(port))))
+      children.splice(0, children.length, ...restarted)
+      await healthy()
     }
   }
 }

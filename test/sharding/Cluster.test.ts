@@ -1,0 +1,28 @@
+/**
+ * Goal: scale-out keeps every guarantee with real processes on a standalone Redis: exactly-once
+ * appends through SIGKILLs, no late write from a paused worker, no client error through a join
+ * and a graceful leave, nothing acknowledged lost across a Redis restart, and never a shard held
+ * by two workers. Method: see `scenarios.ts` (worker processes of the compiled CLI, a client
+ * process, the private Redis of the test setup; a private Redis with `appendfsync always` for
+ * the restart).
+ */
+import { describe, inject, it } from "vitest"
+import { startRedis } from "../support/RedisServer.js"
+import { joinLeaveScenario, killScenario, pauseScenario, redisRestartScenario } from "./scenarios.js"
+
+describe("cluster on a standalone Redis", () => {
+  it("keeps acknowledged appends exactly once through five SIGKILLs and restarts", () => killScenario(inject("redisUrl"), "kill"), 240_000)
+
+  it("fences a worker paused past its lease", () => pauseScenario(inject("redisUrl"), "pause"), 120_000)
+
+  it("moves about 1/N of the shards on a join and a graceful leave, with no client error", () => joinLeaveScenario(inject("redisUrl"), "join"), 120_000)
+
+  it("loses nothing acknowledged when Redis restarts under load", async () => {
+    const redis = await startRedis({ appendfsync: "always" })
+    try {
+      await redisRestartScenario(redis, "redis-restart")
+    } finally {
+      await redis.stop()
+    }
+  }, 120_000)
+})
