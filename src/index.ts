@@ -4,6 +4,11 @@
  */
 export * from "../actors/index.js"
 export * from "../persistence/index.js"
+export * as Assignment from "../sharding/Assignment.js"
+export * as Coordinator from "../sharding/Coordinator.js"
+export * as ShardingConfig from "../sharding/ShardingConfig.js"
+export * as ShardManager from "../sharding/ShardManager.js"
+export * as Worker from "../sharding/Worker.js"
 export * as Feed from "./feed/Feed.js"
 export * as FeedError from "./feed/FeedError.js"
 export * as FeedMessages from "./feed/FeedMessages.js"

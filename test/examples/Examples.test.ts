@@ -7,7 +7,7 @@ import { execFile } from "node:child_process"
 import * as Path from "node:path"
 import { promisify } from "node:util"
 import { strict as assert } from "node:assert"
-import { describe, it } from "vitest"
+import { describe, inject, it } from "vitest"
 import { tempDir } from "../support/tempDir.js"
 
 const run = promisify(execFile)
@@ -30,4 +30,13 @@ describe("examples", () => {
     assert.match(second.stdout, /"duplicate":true/)
     assert.match(second.stdout, /3 events, last nonce 3/)
   })
+
+  it("ScaleOut: two worker processes and a client, a graceful leave, data kept in Redis", async () => {
+    const cluster = `example-${Math.random().toString(36).slice(2, 8)}`
+    const first = await run(process.execPath, [example("ScaleOut"), inject("redisUrl"), cluster])
+    assert.match(first.stdout, /20 counters after 5 increments each: 5\n/)
+    assert.match(first.stdout, /after worker-a left, 5 more each: 10\n/)
+    const second = await run(process.execPath, [example("ScaleOut"), inject("redisUrl"), cluster])
+    assert.match(second.stdout, /after worker-a left, 5 more each: 20\n/)
+  }, 60_000)
 })

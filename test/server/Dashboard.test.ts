@@ -7,7 +7,9 @@
 import * as Fs from "node:fs"
 import { strict as assert } from "node:assert"
 import { chromium } from "playwright-core"
-import { afterAll, beforeAll, describe, it } from "vitest"
+import { afterAll, beforeAll, describe, inject, it } from "vitest"
+import { signal, spawnWorker, waitBalanced } from "../sharding/support.js"
+import { tempDir } from "../support/tempDir.js"
 import { call, startNode, type TestNode } from "./support.js"
 
 const CHROMIUM = "/usr/bin/chromium"
@@ -46,4 +48,31 @@ describe("dashboard", () => {
       await browser.close()
     }
   }, 60_000)
+
+  it("changes when a worker joins a cluster", async () => {
+    const redisUrl = inject("redisUrl")
+    const cluster = `dash-${Math.random().toString(36).slice(2, 8)}`
+    const logDirectory = tempDir("dash-holdings")
+    const workers = await Promise.all(["d1", "d2"].map((id) => spawnWorker({ redisUrl, cluster, id, logDirectory })))
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS })
+    try {
+      await waitBalanced(workers[0]!.base, ["d1", "d2"], 30_000)
+      const page = await browser.newPage()
+      const origins = new Set<string>()
+      page.on("request", (request) => origins.add(new URL(request.url()).origin))
+      await page.goto(`${workers[0]!.base}/dashboard`)
+      await page.waitForFunction("document.getElementById('worker-count')?.textContent === '2'")
+      assert.equal(await page.locator("#shard-count").textContent(), "1024")
+      const owned = (id: string) => page.locator(`#shards div.shard[data-owner="${id}"]`).count()
+      assert.ok((await owned("d1")) > 400 && (await owned("d2")) > 400, "the map is split between the two workers")
+      workers.push(await spawnWorker({ redisUrl, cluster, id: "d3", logDirectory }))
+      await page.waitForFunction("document.getElementById('worker-count')?.textContent === '3'", undefined, { timeout: 20_000 })
+      await page.waitForFunction("document.querySelectorAll('#shards div.shard[data-owner=\"d3\"]').length > 300", undefined, { timeout: 20_000 })
+      assert.equal(await page.locator("#workers tbody tr.worker").count(), 3)
+      assert.deepEqual([...origins], [workers[0]!.base], "the page requested nothing beyond the worker")
+    } finally {
+      await browser.close()
+      await Promise.all(workers.map((worker) => signal(worker, "SIGKILL")))
+    }
+  }, 90_000)
 })
