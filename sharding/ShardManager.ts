@@ -137,6 +137,15 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
         yield* coordinator.notify
       }).pipe(Effect.ensuring(Effect.sync(() => handingOff.delete(shard))))
 
+    // The assignment is a pure function of the membership: computed again only when it changes.
+    let lastTarget: { readonly key: string; readonly target: ReadonlyArray<string | null> } | undefined
+    const targetOf = (live: ReadonlyArray<Member>): ReadonlyArray<string | null> => {
+      const workers = live.map((member) => ({ id: member.id, weight: member.weight })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      const key = JSON.stringify(workers)
+      if (lastTarget === undefined || lastTarget.key !== key) lastTarget = { key, target: assign(workers, shardCount) }
+      return lastTarget.target
+    }
+
     /** A client reads the membership and the map, nothing else. */
     const clientRound = Effect.gen(function*() {
       members = (yield* coordinator.members).workers
@@ -150,7 +159,7 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       members = membership.workers
       const runtimeOwned = [...runtime.owned().keys()]
       yield* renewLeases(runtimeOwned)
-      const target = assign(members.map((member) => ({ id: member.id, weight: member.weight })), shardCount)
+      const target = targetOf(members)
       const giveUp = [...runtime.owned().keys()].filter((shard) => target[shard] !== config.workerId && !handingOff.has(shard)).slice(0, maxMoves)
       const wanted = target.flatMap((owner, shard) => (owner === config.workerId && !runtime.owned().has(shard) ? [shard] : [])).slice(0, maxMoves)
       const started = Date.now()

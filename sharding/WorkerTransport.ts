@@ -121,7 +121,9 @@ export const layerServer = (options: { readonly host: string; readonly port: num
     Layer.provide(TransportRpcs.toLayer(deliverHandler)),
     Layer.provide(RpcServer.layerProtocolSocketServer),
     Layer.provide(RpcSerialization.layerNdjson),
-    Layer.provideMerge(NodeSocketServer.layer({ host: options.host, port: options.port }))
+    // Nagle's algorithm would hold each small frame of streamed outcomes until the previous one
+    // is acknowledged (milliseconds per ask on loopback); frames are already batched here.
+    Layer.provideMerge(NodeSocketServer.layer({ host: options.host, port: options.port, noDelay: true }))
   )
 
 /** An envelope waiting to go to a peer, with its encoded form. */
@@ -151,7 +153,7 @@ export const connect = (
     // socket as soon as the client was made).
     const protocol = yield* Layer.build(
       RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
-        Layer.provide(NodeSocket.layerNet({ host: address.host, port: address.port })),
+        Layer.provide(NodeSocket.layerNet({ host: address.host, port: address.port, noDelay: true })),
         Layer.provide(RpcSerialization.layerNdjson)
       )
     )

@@ -8,7 +8,8 @@
  * - Cross-worker: three `shardfeed worker` processes and a client process (a client-only member,
  *   hosting no shard, sending straight to the owners over the worker transport), the same asks.
  * - Latency at half load: the client sends open-loop at half the cross-worker throughput it just
- *   measured, every ask timed from its scheduled send (so queueing counts), p50 and p99.
+ *   measured, every ask timed from its scheduled send (so queueing counts), p50 and p99; and the
+ *   same at a light 1,000 asks/s, which shows the latency of the path itself.
  * - Failover: SIGKILL one of the three workers; the time until every shard is owned by the
  *   survivors (polling the map a survivor reads from Redis) and until the client's asks succeed
  *   again on every key.
@@ -231,6 +232,7 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
     await client.ask({ cmd: "warm", load })
     const cross = await client.ask({ cmd: "closed", load })
     const half = await client.ask({ cmd: "open", rate: cross.rate / 2, load })
+    const light = await client.ask({ cmd: "open", rate: 1_000, load })
 
     // Failover: SIGKILL w3.
     const killedAt = Date.now()
@@ -247,12 +249,14 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
     const balancedAt = await until(workers[0]!.base, balanced(["w1", "w2", "w3", "w4"]))
     await client.exit()
 
-    console.log(`in-process ${JSON.stringify(inproc)}; cross-worker ${JSON.stringify(cross)}; half load ${JSON.stringify(half)}; after failover ${JSON.stringify(serving)}`)
+    console.log(`in-process ${JSON.stringify(inproc)}; cross-worker ${JSON.stringify(cross)}; half load ${JSON.stringify(half)}; light load ${JSON.stringify(light)}; after failover ${JSON.stringify(serving)}`)
     const rows: Array<Row> = [
       { name: "in-process ask, one worker", value: inproc.rate, unit: "asks/s" },
       { name: "cross-worker ask, 3 workers + client", value: cross.rate, unit: "asks/s", baseline: "in-process", ratio: cross.rate / inproc.rate, target: ">= 0.3x" },
       { name: `latency at half load (${Math.round(cross.rate / 2).toLocaleString("en-US")} asks/s), p50`, value: half.p50, unit: "ms" },
       { name: "latency at half load, p99", value: half.p99, unit: "ms", target: "<= 5 ms" },
+      { name: "latency at 1,000 asks/s, p50", value: light.p50, unit: "ms" },
+      { name: "latency at 1,000 asks/s, p99", value: light.p99, unit: "ms" },
       { name: "failover: shards owned again", value: ownedAt - killedAt, unit: "ms", target: `<= ${LEASE_MILLIS + 2_000} ms` },
       { name: "failover: every key answers again", value: serving.at - killedAt, unit: "ms", target: `<= ${LEASE_MILLIS + 2_000} ms` },
       { name: "rebalance of 1,024 shards, 4th joins", value: balancedAt - fourth.joinedAt, unit: "ms", target: "<= 5000 ms" },
@@ -264,7 +268,7 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
       inflight: load.inflight,
       seconds: load.seconds,
       leaseMillis: LEASE_MILLIS,
-      failures: { inproc: inproc.failed, cross: cross.failed, half: half.failed, missingAfterFailover: serving.missing }
+      failures: { inproc: inproc.failed, cross: cross.failed, half: half.failed, light: light.failed, missingAfterFailover: serving.missing }
     })
   } finally {
     for (const { process: process_ } of processes) process_.kill("SIGKILL")
