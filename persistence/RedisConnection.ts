@@ -49,7 +49,8 @@ export const redactUrl = (url: string): string =>
     }))
     .join(",")
 
-interface ParsedNode {
+/** The parts of one Redis node's URL. */
+export interface ParsedNode {
   readonly host: string
   readonly port: number
   readonly username?: string | undefined
@@ -58,7 +59,8 @@ interface ParsedNode {
   readonly tls: boolean
 }
 
-const parseNode = (url: string): ParsedNode => {
+/** Parses one `redis://` or `rediss://` URL; throws an `Error` naming what is wrong (never the password). */
+export const parseNode = (url: string): ParsedNode => {
   const parsed = new URL(url.trim())
   if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
     throw new Error(`unsupported scheme ${parsed.protocol} (use redis:// or rediss://)`)

@@ -1,0 +1,339 @@
+/**
+ * Scheduled maintenance on BullMQ job schedulers: each task (feed retention trimming, periodic
+ * dumps, or any Effect of the application's, such as compaction or index merges once their
+ * entities offer them) is a scheduler, which makes one job per period with an id of its own
+ * (`repeat:<task>:<millis>`), so however many workers run this layer a period runs once (again only
+ * if the worker running it crashed mid-run). Runs are counted in metrics (`/metrics`, `/v1/stats`)
+ * and `status` lists every schedule with its next run for the dashboard.
+ *
+ * It does not decide what a task does to entities: tasks send their entities ordinary messages.
+ */
+import { Queue, type Job, Worker } from "bullmq"
+import { Context, Effect, Exit, Layer, Cause, type Scope } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import type { EntityType } from "../../actors/Entity.js"
+import * as EntityClient from "../../actors/EntityClient.js"
+import type { Messenger } from "../../actors/Messenger.js"
+import type { KeyValueStore } from "../../persistence/KeyValueStore.js"
+import { StoreBackend } from "../../persistence/StoreBackend.js"
+import { InvalidArgument } from "../../persistence/StoreError.js"
+import type { Rpc } from "effect/rpc"
+import * as Feed from "../feed/Feed.js"
+import * as Archive from "../node/Archive.js"
+import type { DurableUnavailable } from "./DurableError.js"
+import * as DurableMetrics from "./DurableMetrics.js"
+import * as Bull from "./internal/bullConnection.js"
+
+/** When a task runs: every N milliseconds (aligned to multiples of N), or a cron pattern. */
+export type Schedule =
+  | { readonly everyMillis: number }
+  | { readonly pattern: string; readonly timezone?: string | undefined }
+
+/** What a run knows about itself. */
+export interface RunInfo {
+  readonly task: string
+  /** The period this run is for: its scheduled time, in milliseconds since the epoch. */
+  readonly scheduledAt: number
+  readonly jobId: string
+}
+
+/** A maintenance task: an id (1-100 of `[A-Za-z0-9_.-]`), its schedule and what it does. */
+export interface Task<R = never> {
+  readonly id: string
+  readonly schedule: Schedule
+  readonly run: (info: RunInfo) => Effect.Effect<unknown, unknown, R>
+  readonly description?: string | undefined
+}
+
+/** One schedule as the dashboard shows it. */
+export interface ScheduleStatus {
+  readonly task: string
+  readonly description: string | undefined
+  readonly everyMillis: number | undefined
+  readonly pattern: string | undefined
+  /** The next run, in milliseconds since the epoch (null when none is scheduled). */
+  readonly next: number | null
+  /** Runs of this process, by outcome. */
+  readonly runs: { readonly ok: number; readonly error: number }
+  readonly lastRun: { readonly at: number; readonly millis: number; readonly outcome: "ok" | "error" } | null
+}
+
+/** The services the tasks of a list need. */
+export type Requirements<Tasks extends ReadonlyArray<Task<any>>> = Tasks[number] extends Task<infer R> ? R : never
+
+/** Options of the maintenance layer. */
+export interface MaintenanceOptions<Tasks extends ReadonlyArray<Task<any>>> extends Bull.BullConnectionOptions {
+  readonly tasks: Tasks
+  /** The BullMQ queue of maintenance jobs (default `shardfeed-maintenance`). */
+  readonly queueName?: string | undefined
+  /** The BullMQ key prefix (default `shardfeed`). */
+  readonly prefix?: string | undefined
+  /** Runs at once in this process (default 2). */
+  readonly concurrency?: number | undefined
+  /** Longest run (default 10 min): then it is interrupted and counted as an error. */
+  readonly runTimeoutMillis?: number | undefined
+  /** BullMQ `lockDuration` of a run (default 60 s, renewed while it runs). */
+  readonly lockDurationMillis?: number | undefined
+  /** BullMQ `stalledInterval` (default 30 s): how soon a crashed worker's run is taken over. */
+  readonly stalledIntervalMillis?: number | undefined
+  /** Remove schedules of this queue that no task here names (default false: other processes may run other tasks). */
+  readonly prune?: boolean | undefined
+}
+
+/** The maintenance service. */
+export interface MaintenanceShape {
+  readonly status: Effect.Effect<ReadonlyArray<ScheduleStatus>, DurableUnavailable>
+}
+
+/** The maintenance service tag. */
+export class Maintenance extends Context.Service<Maintenance, MaintenanceShape>()("shardfeed/Maintenance") {}
+
+const TASK_ID = /^[A-Za-z0-9_.-]{1,100}$/
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/
+const PREFIX = /^(\{[A-Za-z0-9_.-]{1,64}\}|[A-Za-z0-9_.-]{1,64})$/
+/** Finished maintenance jobs kept for inspection, each kind. */
+const JOBS_KEPT = 1_000
+const ERROR_TEXT_MAX = 1_000
+
+const check = (options: MaintenanceOptions<ReadonlyArray<Task<any>>>): InvalidArgument | undefined => {
+  const ids = new Set<string>()
+  for (const [i, task] of options.tasks.entries()) {
+    if (!TASK_ID.test(task.id)) return new InvalidArgument({ field: `tasks[${i}].id`, message: `must match ${TASK_ID}` })
+    if (ids.has(task.id)) return new InvalidArgument({ field: `tasks[${i}].id`, message: `${task.id} is given twice` })
+    ids.add(task.id)
+    const schedule = task.schedule
+    if ("everyMillis" in schedule) {
+      if (!Number.isInteger(schedule.everyMillis) || schedule.everyMillis < 100 || schedule.everyMillis > 366 * 86_400_000) {
+        return new InvalidArgument({ field: `tasks[${i}].schedule.everyMillis`, message: "must be an integer from 100 to a year" })
+      }
+    } else if (typeof schedule.pattern !== "string" || schedule.pattern.length === 0 || schedule.pattern.length > 200) {
+      return new InvalidArgument({ field: `tasks[${i}].schedule.pattern`, message: "must be a cron pattern" })
+    }
+  }
+  if (options.queueName !== undefined && !NAME.test(options.queueName)) return new InvalidArgument({ field: "queueName", message: `must match ${NAME}` })
+  if (options.prefix !== undefined && !PREFIX.test(options.prefix)) return new InvalidArgument({ field: "prefix", message: `must match ${PREFIX}` })
+  const positive = (field: string, value: number | undefined, max: number) =>
+    value === undefined || (Number.isInteger(value) && value >= 1 && value <= max) ? undefined : new InvalidArgument({ field, message: `must be an integer from 1 to ${max}` })
+  return positive("concurrency", options.concurrency, 100) ??
+    positive("runTimeoutMillis", options.runTimeoutMillis, 86_400_000) ??
+    positive("lockDurationMillis", options.lockDurationMillis, 3_600_000) ??
+    positive("stalledIntervalMillis", options.stalledIntervalMillis, 3_600_000)
+}
+
+/** The period a scheduler job is for: from its id (`repeat:<task>:<millis>`), else its options. */
+const scheduledAt = (job: Job): number => {
+  const millis = Number(job.id?.slice(job.id.lastIndexOf(":") + 1))
+  return Number.isSafeInteger(millis) ? millis : job.opts.prevMillis ?? job.timestamp
+}
+
+const describe = (cause: Cause.Cause<unknown>) => Cause.pretty(cause).split("\n")[0]?.slice(0, ERROR_TEXT_MAX) ?? "failed"
+
+/** Runs the tasks' schedules for the scope: registers them and runs their jobs here. */
+export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
+  options: MaintenanceOptions<Tasks>
+): Effect.Effect<MaintenanceShape, InvalidArgument | DurableUnavailable, Requirements<Tasks> | Scope.Scope> =>
+  Effect.gen(function*() {
+    type R = Requirements<Tasks>
+    const bad = check(options)
+    if (bad !== undefined) return yield* Effect.fail(bad)
+    const parsed = Bull.parseUrl(options.url)
+    if (parsed instanceof InvalidArgument) return yield* Effect.fail(parsed)
+    const queueName = options.queueName ?? "shardfeed-maintenance"
+    const prefix = options.prefix ?? "shardfeed"
+    const runTimeoutMillis = options.runTimeoutMillis ?? 600_000
+    const context = yield* Effect.context<R>()
+    const recorder = new DurableMetrics.Recorder(context as Context.Context<never>)
+    const tasks = new Map<string, Task<R>>(options.tasks.map((task) => [task.id, task as Task<R>]))
+    const local = new Map<string, { ok: number; error: number; last: ScheduleStatus["lastRun"] }>(
+      options.tasks.map((task) => [task.id, { ok: 0, error: 0, last: null }])
+    )
+    const unavailable = (operation: string) => (cause: unknown) => Bull.translate(operation, cause)
+
+    const queue = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const opened = new Queue(queueName, { connection: Bull.producerOptions(parsed, options), prefix })
+          opened.on("error", () => undefined)
+          await opened.waitUntilReady()
+          return opened
+        },
+        catch: unavailable("connect")
+      }),
+      (opened) => Effect.promise(() => opened.close().catch(() => undefined))
+    )
+
+    // Register each schedule, unless it is registered already with the same timing: every worker
+    // starts this layer, and re-registering an unchanged schedule would only move its next job.
+    yield* Effect.tryPromise({
+      try: async () => {
+        for (const task of options.tasks) {
+          const existing = await queue.getJobScheduler(task.id)
+          const every = "everyMillis" in task.schedule ? task.schedule.everyMillis : undefined
+          const pattern = "pattern" in task.schedule ? task.schedule.pattern : undefined
+          const timezone = "pattern" in task.schedule ? task.schedule.timezone : undefined
+          if (existing !== undefined && existing.every === every && existing.pattern === pattern && existing.tz === timezone) continue
+          await queue.upsertJobScheduler(task.id, every !== undefined ? { every } : { pattern: pattern!, ...(timezone === undefined ? {} : { tz: timezone }) }, {
+            name: task.id,
+            data: {},
+            opts: { attempts: 1, removeOnComplete: { count: JOBS_KEPT }, removeOnFail: { count: JOBS_KEPT } }
+          })
+        }
+        if (options.prune === true) {
+          for (const scheduler of await queue.getJobSchedulers(0, 999)) {
+            if (!tasks.has(scheduler.key)) await queue.removeJobScheduler(scheduler.key)
+          }
+        }
+      },
+      catch: unavailable("register schedules")
+    })
+
+    const run = async (job: Job): Promise<string> => {
+      const task = tasks.get(job.name)
+      // Another process's task: it should not be on this queue's workers without its code.
+      if (task === undefined) throw new Error(`no maintenance task ${job.name} in this process`)
+      const started = performance.now()
+      const exit = await Effect.runPromiseExitWith(context)(
+        Effect.timeout(Effect.suspend(() => task.run({ task: task.id, scheduledAt: scheduledAt(job), jobId: job.id! })), runTimeoutMillis)
+      )
+      const millis = performance.now() - started
+      const outcome = Exit.isSuccess(exit) ? "ok" : "error"
+      recorder.add(DurableMetrics.maintenanceRuns, { task: task.id, outcome })
+      recorder.add(DurableMetrics.maintenanceSeconds, { task: task.id }, millis / 1000)
+      recorder.add(DurableMetrics.maintenanceLastRun, { task: task.id }, Date.now() / 1000)
+      const counts = local.get(task.id)!
+      counts[outcome]++
+      counts.last = { at: Date.now(), millis: Math.round(millis), outcome }
+      if (Exit.isFailure(exit)) throw new Error(describe(exit.cause))
+      return "ok"
+    }
+
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const worker = new Worker(queueName, run, {
+            connection: Bull.consumerOptions(parsed, options),
+            prefix,
+            concurrency: options.concurrency ?? 2,
+            lockDuration: options.lockDurationMillis ?? 60_000,
+            stalledInterval: options.stalledIntervalMillis ?? 30_000,
+            // A run whose worker crashed is taken over once; a task that crashes workers is then failed.
+            maxStalledCount: 1,
+            drainDelay: 5,
+            removeOnComplete: { count: JOBS_KEPT },
+            removeOnFail: { count: JOBS_KEPT },
+            autorun: true
+          })
+          worker.on("error", (error) => Effect.runFork(Effect.logWarning(`maintenance: ${Bull.translate("maintenance", error).message}`)))
+          await worker.waitUntilReady()
+          return worker
+        },
+        catch: unavailable("start maintenance")
+      }),
+      (worker) => Effect.promise(() => worker.close().catch(() => undefined))
+    )
+
+    const status = Effect.tryPromise({
+      try: async (): Promise<ReadonlyArray<ScheduleStatus>> => {
+        const schedulers = new Map((await queue.getJobSchedulers(0, 999)).map((scheduler) => [scheduler.key, scheduler]))
+        return options.tasks.map((task) => {
+          const scheduler = schedulers.get(task.id)
+          const counts = local.get(task.id)!
+          return {
+            task: task.id,
+            description: task.description,
+            everyMillis: "everyMillis" in task.schedule ? task.schedule.everyMillis : undefined,
+            pattern: "pattern" in task.schedule ? task.schedule.pattern : undefined,
+            next: scheduler?.next ?? null,
+            runs: { ok: counts.ok, error: counts.error },
+            lastRun: counts.last
+          }
+        })
+      },
+      catch: unavailable("maintenance status")
+    })
+    return { status }
+  })
+
+/** Maintenance as a layer; its requirements are those of its tasks. */
+export const layer = <const Tasks extends ReadonlyArray<Task<any>>>(
+  options: MaintenanceOptions<Tasks>
+): Layer.Layer<Maintenance, InvalidArgument | DurableUnavailable, Requirements<Tasks>> => Layer.effect(Maintenance, make(options))
+
+// ---------------------------------------------------------------------- built-in tasks
+
+/** How far one run of a broadcast task goes: at most this many entities (default 100,000). */
+export interface BroadcastOptions {
+  readonly entitiesPerRunMax?: number | undefined
+}
+
+/**
+ * A task that sends one message (one way) to every entity a listing names, page by page: the
+ * shape of retention sweeps, and of compaction or index merges once their entities offer a message
+ * for it (`FeedEntity` and `SearchIndex` have none yet).
+ */
+export const broadcast = <Type extends string, Rpcs extends Rpc.Any, E, R>(options: {
+  readonly id: string
+  readonly schedule: Schedule
+  readonly entity: EntityType<Type, Rpcs>
+  readonly tag: Rpcs["_tag"]
+  readonly payload?: unknown
+  /** A page of entity ids after `cursor` (undefined: from the start), and the next cursor (null at the end). */
+  readonly list: (cursor: string | undefined) => Effect.Effect<{ readonly ids: ReadonlyArray<string>; readonly cursor: string | null }, E, R>
+  readonly description?: string | undefined
+} & BroadcastOptions): Task<R | Messenger> => ({
+  id: options.id,
+  schedule: options.schedule,
+  description: options.description,
+  run: () =>
+    Effect.gen(function*() {
+      const client = yield* EntityClient.make(options.entity)
+      const send = client.send as unknown as (id: string, tag: string, payload?: unknown) => Effect.Effect<void>
+      const max = options.entitiesPerRunMax ?? 100_000
+      let cursor: string | undefined
+      let sent = 0
+      // Bounded by `max` entities: a listing larger than that is resumed by the next run from its start.
+      while (sent < max) {
+        const page = yield* options.list(cursor)
+        for (const id of page.ids) yield* send(id, options.tag, options.payload)
+        sent += page.ids.length
+        if (page.cursor === null || page.ids.length === 0) break
+        cursor = page.cursor
+      }
+      return sent
+    })
+})
+
+/** Retention trimming for a feed type: every feed of it is sent `Trim` (which only trims past its retention). */
+export const feedRetention = <A, I>(type: Feed.FeedType<A, I>, schedule: Schedule, options: BroadcastOptions = {}): Task<Messenger | KeyValueStore> =>
+  broadcast({
+    id: `retention.${type.type}`,
+    schedule,
+    entity: type.entity,
+    tag: "Trim",
+    description: `trims the feeds of ${type.type} past their retention`,
+    list: (cursor) => Effect.map(Feed.list(type, { limit: 1_000, cursor }), (page) => ({ ids: page.feeds, cursor: page.cursor })),
+    ...options
+  })
+
+/** A periodic dump of the store to `directory` (`shardfeed-<time>.gz`), keeping the newest `keep` (default 7). */
+export const dump = (options: { readonly directory: string; readonly schedule: Schedule; readonly keep?: number | undefined; readonly id?: string | undefined }): Task<StoreBackend> => ({
+  id: options.id ?? "dump",
+  schedule: options.schedule,
+  description: `dumps the store to ${options.directory}`,
+  run: ({ scheduledAt }) =>
+    Effect.gen(function*() {
+      const backend = yield* StoreBackend
+      yield* Effect.sync(() => Fs.mkdirSync(options.directory, { recursive: true }))
+      const name = `shardfeed-${new Date(scheduledAt).toISOString().replace(/[:.]/g, "-")}.gz`
+      const partial = Path.join(options.directory, `${name}.partial`)
+      const records = yield* Archive.dump(backend, Fs.createWriteStream(partial))
+      // A dump appears under its final name only once complete.
+      yield* Effect.sync(() => Fs.renameSync(partial, Path.join(options.directory, name)))
+      yield* Effect.sync(() => {
+        const dumps = Fs.readdirSync(options.directory).filter((file) => /^shardfeed-.*\.gz$/.test(file)).sort()
+        for (const old of dumps.slice(0, Math.max(0, dumps.length - (options.keep ?? 7)))) Fs.rmSync(Path.join(options.directory, old), { force: true })
+      })
+      return records
+    })
+})
