@@ -23,10 +23,16 @@ const bodyLimit = Flag.Int("body-limit").pipe(
   Flag.withDefault(1024 * 1024)
 )
 
+const redis = Flag.String("redis").pipe(
+  Flag.withDescription("a Redis for durable messages and dead letters (BullMQ), redis:// or rediss:// (env SHARDFEED_REDIS; default none: durable routes answer NotEnabled)"),
+  Flag.withFallbackConfig(Config.String("SHARDFEED_REDIS")),
+  Flag.optional
+)
+
 /** The serve command. */
 export const serveCommand = Command.make(
   "serve",
-  { data: Settings.data, http: Settings.http, token: Settings.token, shards, sync, bodyLimit },
+  { data: Settings.data, http: Settings.http, token: Settings.token, shards, sync, bodyLimit, redis },
   (flags) =>
     Effect.gen(function*() {
       const address = Settings.parseAddress(flags.http)
@@ -38,7 +44,8 @@ export const serveCommand = Command.make(
         token: Option.getOrUndefined(flags.token),
         sync: flags.sync,
         bodyLimitBytes: flags.bodyLimit,
-        runtime: { shardCount: flags.shards }
+        runtime: { shardCount: flags.shards },
+        redis: Option.getOrUndefined(flags.redis)
       })
       const base = `http://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`
       yield* Console.log(`shardfeed node serving ${flags.data}\n  API        ${base}/v1\n  dashboard  ${base}/dashboard\n  metrics    ${base}/metrics`)

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `shardfeed` command line: `serve` (a node on the embedded default; `npm start` runs it with
- * the defaults), `worker` (joins a Redis-coordinated cluster), `dump` and `restore` (archives, offline against a data directory or online
- * through a running node), and `bench`. Settings come from flags, then environment variables
+ * the defaults), `worker` (joins a Redis-coordinated cluster), `ingest` (BullMQ jobs into feeds),
+ * `dead-letters` (list, retry, purge), `dump` and `restore` (archives, offline against a data
+ * directory or online through a running node), and `bench`. Settings come from flags, then environment variables
  * (`SHARDFEED_DATA`, `SHARDFEED_HTTP`, `SHARDFEED_TOKEN`), then a JSON config file
  * (`SHARDFEED_CONFIG`, default `./shardfeed.json` when present), then the defaults `--help` shows.
  */
@@ -12,6 +13,8 @@ import { Command, Flag } from "effect/cli"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { commands as archiveCommands } from "./ArchiveCommands.js"
+import { deadLetterCommand } from "./DeadLetterCommands.js"
+import { ingestCommand } from "./IngestCommand.js"
 import { serveCommand } from "./ServeCommand.js"
 import { workerCommand } from "./WorkerCommand.js"
 
@@ -30,7 +33,7 @@ const bench = Command.make(
 
 const root = Command.make("shardfeed").pipe(
   Command.withDescription("Sharded, persistent feeds, sorted sets and search"),
-  Command.withSubcommands([serveCommand, workerCommand, ...archiveCommands, bench])
+  Command.withSubcommands([serveCommand, workerCommand, ingestCommand, deadLetterCommand, ...archiveCommands, bench])
 )
 
 /** Settings from a JSON config file, under the names of the environment variables. */

@@ -21,6 +21,10 @@ import * as EntityRoutes from "../server/EntityRoutes.js"
 import * as FeedRoutes from "../server/FeedRoutes.js"
 import * as SearchRoutes from "../server/SearchRoutes.js"
 import * as SortedSetRoutes from "../server/SortedSetRoutes.js"
+import * as DeadLetters from "../durable/DeadLetters.js"
+import type * as DurableConfig from "../durable/DurableConfig.js"
+import * as DurableMessages from "../durable/DurableMessages.js"
+import * as DurableRoutes from "../server/DurableRoutes.js"
 import * as Search from "../search/Search.js"
 import * as SearchEntity from "../search/SearchEntity.js"
 import * as SortedSetEntity from "../sortedset/SortedSetEntity.js"
@@ -42,6 +46,8 @@ export interface NodeOptions {
   readonly sync?: boolean | undefined
   /** Overrides of the runtime's bounds (shard count, mailbox capacity, ...). */
   readonly runtime?: Partial<RuntimeConfigShape> | undefined
+  /** A Redis for durable work (durable messages and dead letters through BullMQ); none by default. */
+  readonly redis?: string | undefined
 }
 
 /** The node refused to start; the message says why and what to do. */
@@ -96,21 +102,38 @@ export const routes: ReadonlyArray<
   ...AdminRoutes.routes
 ]
 
+/** Every route of a node with durable work: durable messages, dead letters and queue depths. */
+export const durableRoutes: ReadonlyArray<HttpServer.Route<NodeServices | DurableMessages.DurableMessages | DeadLetters.DeadLetters>> = [
+  ...ClusterRoutes.routes,
+  ...FeedRoutes.routes(),
+  ...EntityRoutes.askRoutes,
+  ...DurableRoutes.routes,
+  ...SortedSetRoutes.routes,
+  ...SearchRoutes.routes,
+  ...AdminRoutes.routes
+]
+
+/** Durable work over `services` (whose messenger delivers it), through the Redis at `url`. */
+const withDurable = <E>(services: Layer.Layer<NodeServices, E>, url: string, config: Partial<DurableConfig.DurableConfig> = {}) =>
+  DurableMessages.layer({ url, config }).pipe(Layer.provideMerge(services))
+
 /** Serves the HTTP API for the scope; answers the bound address. */
 export const serve = (options: NodeOptions): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
-  Effect.flatMap(validate(options), (valid) => serveWith(layer(valid), valid))
+  Effect.flatMap(validate(options), (valid) =>
+    valid.redis === undefined ? serveWith(layer(valid), routes, valid) : serveWith(withDurable(layer(valid), valid.redis), durableRoutes, valid))
 
 /** The built-in entity types, registered with whatever runtime and messenger are below. */
 export const builtIns = Layer.mergeAll(Feed.layer(Feed.Json), SortedSetEntity.layer, SearchEntity.layer, Search.layer)
 
-/** Builds `services` for the scope and serves the HTTP API over them. */
-const serveWith = <E>(
-  services: Layer.Layer<NodeServices, E>,
+/** Builds `services` for the scope and serves `served` over them. */
+const serveWith = <R, E>(
+  services: Layer.Layer<R, E>,
+  served: ReadonlyArray<HttpServer.Route<R>>,
   options: Pick<NodeOptions, "host" | "port" | "token" | "bodyLimitBytes">
 ): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
   Effect.gen(function*() {
     const context = yield* Layer.build(services)
-    return yield* HttpServer.make(routes, {
+    return yield* HttpServer.make(served, {
       host: options.host,
       port: options.port,
       token: options.token,
@@ -130,6 +153,16 @@ export interface WorkerNodeOptions extends Worker.WorkerOptions {
 export const workerLayer = (options: Worker.WorkerOptions) =>
   ClusterView.layerFromManager.pipe(Layer.provideMerge(Worker.layer(options, builtIns)))
 
-/** Joins a cluster as a worker and serves the HTTP API for the scope (any worker routes any request). */
+/**
+ * Joins a cluster as a worker and serves the HTTP API for the scope (any worker routes any
+ * request). Durable work runs on the coordination Redis, in BullMQ queues of the cluster's own
+ * prefix, every worker consuming them; BullMQ on a Redis Cluster is not supported yet, so a
+ * worker of a Redis Cluster serves without it.
+ */
 export const serveWorker = (options: WorkerNodeOptions): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
-  Effect.flatMap(validate({ ...options, data: "" }), () => serveWith(workerLayer(options), options))
+  Effect.flatMap(validate({ ...options, data: "" }), () => {
+    const services = workerLayer(options)
+    if (options.redisUrl.includes(",") || options.clientOnly === true) return serveWith(services, routes, options)
+    const cluster = options.sharding?.clusterName ?? "default"
+    return serveWith(withDurable(services, options.redisUrl, { prefix: `shardfeed.${cluster}` }), durableRoutes, options)
+  })

@@ -26,6 +26,8 @@ const STATUS: Readonly<Record<string, number>> = {
   EntryNotFound: 404,
   DocumentNotFound: 404,
   IndexNotFound: 404,
+  DeadLetterNotFound: 404,
+  DurableUnavailable: 503,
   InvalidDocument: 400,
   InvalidSchema: 400,
   DocumentTooLarge: 413,

@@ -1,7 +1,9 @@
 /**
  * The live dashboard: one self-contained HTML page (inline style and script, no request beyond
  * this worker) that polls `/v1/cluster` and `/v1/stats` every second and shows the workers, the
- * shard map as a grid coloured by owner, and message, write and error rates per entity type.
+ * shard map as a grid coloured by owner, and message, write and error rates per entity type;
+ * plus queue depths and maintenance schedules where the worker serves `/v1/durable` and
+ * `/v1/maintenance`.
  */
 
 /** The dashboard page. */
@@ -33,6 +35,11 @@ export const html = `<!doctype html>
 <div id="shards"></div>
 <h2>Entities</h2>
 <table id="rates"><thead><tr><th>type</th><th>resident</th><th>messages/s</th><th>errors/s</th></tr></thead><tbody></tbody></table>
+<section id="durable" hidden>
+<h2>Durable work</h2>
+<p>waiting <span id="durable-waiting">0</span> · active <span id="durable-active">0</span> · delayed <span id="durable-delayed">0</span> · dead letters <span id="durable-dead">0</span></p>
+<table id="maintenance" hidden><thead><tr><th>schedule</th><th>next run</th><th>runs here (ok / error)</th><th>last run</th></tr></thead><tbody></tbody></table>
+</section>
 <p>writes/s: <span id="writes">0</span> · commits/s: <span id="commits">0</span> · HTTP requests/s: <span id="requests">0</span> · HTTP errors/s: <span id="http-errors">0</span></p>
 <script>
 "use strict";
@@ -101,11 +108,35 @@ function renderStats(stats) {
   document.getElementById("http-errors").textContent = rate(stats, previous, (s) => s.http.errors).toFixed(1);
   previous = stats;
 }
+// Durable work and maintenance are optional: shown when the worker serves them.
+async function renderDurable() {
+  const durable = await fetchJson("/v1/durable").catch(() => undefined);
+  const maintenance = await fetchJson("/v1/maintenance").catch(() => undefined);
+  document.getElementById("durable").hidden = durable === undefined && maintenance === undefined;
+  if (durable !== undefined) {
+    document.getElementById("durable-waiting").textContent = String(durable.waiting);
+    document.getElementById("durable-active").textContent = String(durable.active);
+    document.getElementById("durable-delayed").textContent = String(durable.delayed);
+    document.getElementById("durable-dead").textContent = String(durable.deadLetters);
+  }
+  const table = document.getElementById("maintenance");
+  table.hidden = maintenance === undefined;
+  if (maintenance !== undefined) {
+    table.querySelector("tbody").replaceChildren(...maintenance.schedules.map((schedule) => {
+      const row = document.createElement("tr");
+      row.append(cell(schedule.task), cell(schedule.next === null ? "—" : new Date(schedule.next).toLocaleTimeString()),
+        cell(schedule.runs.ok + " / " + schedule.runs.error, true),
+        cell(schedule.lastRun === null ? "—" : new Date(schedule.lastRun.at).toLocaleTimeString() + " (" + schedule.lastRun.outcome + ")"));
+      return row;
+    }));
+  }
+}
 async function tick() {
   try {
     const [cluster, stats] = await Promise.all([fetchJson("/v1/cluster"), fetchJson("/v1/stats")]);
     renderCluster(cluster);
     renderStats(stats);
+    await renderDurable();
     document.getElementById("status").textContent = "live · " + new Date().toLocaleTimeString();
   } catch (error) {
     document.getElementById("status").textContent = "unreachable: " + error.message;

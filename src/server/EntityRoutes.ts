@@ -52,11 +52,16 @@ const ask = (type: string, id: string, body: unknown) =>
     return json({ reply })
   })
 
-const notEnabled = ApiError.make(404, "NotEnabled", "durable messages need BullMQ: start the worker with --redis to enable them")
+const notEnabled = ApiError.make(404, "NotEnabled", "durable messages need Redis: start the node with --redis (workers always have it)")
 
-/** The entity routes. */
+/** The ask route, for any registered entity type. */
+export const askRoutes: ReadonlyArray<Route<EntityRuntime | Messenger>> = [
+  { method: "POST", path: "/v1/entities/:type/:id/ask", handler: (request) => ask(request.params.type!, request.params.id!, request.body) }
+]
+
+/** The entity routes of a node without durable work: the durable ones answer `NotEnabled`. */
 export const routes: ReadonlyArray<Route<EntityRuntime | Messenger>> = [
-  { method: "POST", path: "/v1/entities/:type/:id/ask", handler: (request) => ask(request.params.type!, request.params.id!, request.body) },
+  ...askRoutes,
   { method: "POST", path: "/v1/entities/:type/:id/messages", handler: () => Effect.fail(notEnabled) },
   { method: "GET", path: "/v1/dead-letters", handler: () => Effect.fail(notEnabled) },
   { method: "POST", path: "/v1/dead-letters/:id/retry", handler: () => Effect.fail(notEnabled) },

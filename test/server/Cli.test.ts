@@ -8,7 +8,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as Path from "node:path"
 import { promisify } from "node:util"
 import { strict as assert } from "node:assert"
-import { describe, it } from "vitest"
+import { describe, inject, it } from "vitest"
 import { tempDir } from "../support/tempDir.js"
 import { call } from "./support.js"
 
@@ -19,8 +19,8 @@ const run = promisify(execFile)
  * Starts `serve` on port 0 and reads the bound address from its banner: asking for a free port
  * first would race with other test files' servers taking it in between.
  */
-const serve = async (data: string) => {
-  const child = spawn(process.execPath, [cli, "serve", "--data", data, "--http", "127.0.0.1:0", "--shards", "16"], { stdio: ["ignore", "pipe", "pipe"] })
+const serve = async (data: string, extra: ReadonlyArray<string> = []) => {
+  const child = spawn(process.execPath, [cli, "serve", "--data", data, "--http", "127.0.0.1:0", "--shards", "16", ...extra], { stdio: ["ignore", "pipe", "pipe"] })
   let output = ""
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
   child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()))
@@ -76,7 +76,7 @@ describe("shardfeed CLI", () => {
 
   it("explains every command and its defaults with --help", async () => {
     const top = await run(process.execPath, [cli, "--help"])
-    for (const command of ["serve", "dump", "restore", "bench"]) assert.match(top.stdout, new RegExp(`\\b${command}\\b`))
+    for (const command of ["serve", "worker", "ingest", "dead-letters", "dump", "restore", "bench"]) assert.match(top.stdout, new RegExp(`\\b${command}\\b`))
     const serveHelp = await run(process.execPath, [cli, "serve", "--help"])
     assert.match(serveHelp.stdout, /--data.*default \.\/data/)
     assert.match(serveHelp.stdout, /--http.*default 127\.0\.0\.1:7070/)
@@ -97,6 +97,38 @@ describe("shardfeed CLI", () => {
     } finally {
       holder.child.kill("SIGTERM")
       await exited(holder.child)
+    }
+  }, 60_000)
+
+  it("takes durable messages with --redis, and answers NotEnabled without it", async () => {
+    const plain = await serve(tempDir("cli-plain"))
+    try {
+      const refused = await call(plain.base, "POST", "/v1/entities/feed/f/messages", { message: { _tag: "Append", payload: { items: [{ value: 1 }] } } })
+      assert.equal(refused.status, 404)
+      assert.equal(refused.body.error.code, "NotEnabled")
+    } finally {
+      plain.child.kill("SIGTERM")
+      await exited(plain.child)
+    }
+    const durable = await serve(tempDir("cli-durable"), ["--redis", inject("redisUrl")])
+    try {
+      const feed = `durable-${Math.random().toString(36).slice(2, 8)}`
+      const sent = await call(durable.base, "POST", `/v1/entities/feed/${feed}/messages`, { message: { _tag: "Append", payload: { items: [{ value: "hello", nonce: 1 }] } }, id: "m1" })
+      assert.equal(sent.status, 202, sent.text)
+      assert.equal(typeof sent.body.id, "string")
+      // Delivered by BullMQ's consumer through the entity runtime, soon after.
+      let count = 0
+      for (let tries = 0; tries < 100 && count === 0; tries++) {
+        const metadata = await call(durable.base, "GET", `/v1/feeds/${feed}`)
+        count = metadata.status === 200 ? metadata.body.count : 0
+        if (count === 0) await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      assert.equal(count, 1, "the durable message was delivered")
+      const depths = await call(durable.base, "GET", "/v1/durable")
+      assert.equal(depths.status, 200, depths.text)
+    } finally {
+      durable.child.kill("SIGTERM")
+      assert.equal(await exited(durable.child), 0, durable.output())
     }
   }, 60_000)
 })

@@ -69,6 +69,8 @@ describe("dashboard", () => {
       await page.waitForFunction("document.getElementById('worker-count')?.textContent === '3'", undefined, { timeout: 20_000 })
       await page.waitForFunction("document.querySelectorAll('#shards div.shard[data-owner=\"d3\"]').length > 300", undefined, { timeout: 20_000 })
       assert.equal(await page.locator("#workers tbody tr.worker").count(), 3)
+      // Workers have durable work: its queue depths show.
+      await page.waitForFunction("document.getElementById('durable').hidden === false")
       assert.deepEqual([...origins], [workers[0]!.base], "the page requested nothing beyond the worker")
     } finally {
       await browser.close()
