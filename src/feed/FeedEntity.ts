@@ -452,9 +452,16 @@ export const behavior = <A, I>(
     if (!Head.exists(head)) return Effect.succeed(undefined)
     const low = 1
     const high = head.nextOffset - 1
-    if (!backward) return Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp >= timestamp)
+    // Timestamps grow with offsets, mostly evenly: the search interpolates between the feed's bounds.
+    const guide = (target: number): Navigate.Guide => ({
+      key: (entry) => entry.timestamp,
+      target,
+      lowKey: head.minTimestamp ?? head.lastTimestamp,
+      highKey: head.lastTimestamp
+    })
+    if (!backward) return Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp >= timestamp, guide(timestamp))
     return Effect.map(
-      Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp > timestamp),
+      Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp > timestamp, guide(timestamp)),
       (after) => (after === undefined ? high : after - 1 >= low ? after - 1 : undefined)
     )
   }
