@@ -1,24 +1,26 @@
 /**
  * Composing storage layers in an Effect program: LevelDB as the backend, wrapped by a key prefix
- * (a tenant) and by metrics, with the key-value and indexed stores on top. Swap the backend line
- * for `RedisStore.layerBackend(...)` plus a `RedisConnection` layer and nothing else changes.
+ * (a tenant) and by metrics, with the key-value and indexed stores on top. Then the same program
+ * on Redis: only the backend line changes (`RedisStore.layerBackend` over a `RedisConnection`).
  *
- * Run: `npm run build && node dist/examples/StoreComposition.js [directory]`
+ * Run: `npm run build && node dist/examples/StoreComposition.js [directory] [redis://host:port]`
+ * (without a Redis URL, only the LevelDB run).
  */
 import { Effect, Layer, Metric } from "effect"
-import { IndexedStore, KeyValueStore, LevelStore, MeteredStore, PrefixedStore } from "../src/index.js"
+import { IndexedStore, KeyValueStore, LevelStore, MeteredStore, PrefixedStore, RedisConnection, RedisStore, StoreBackend } from "../src/index.js"
 
 const directory = process.argv[2] ?? "./data/example-store"
+const redisUrl = process.argv[3]
 
-/** LevelDB, then a tenant prefix, then metrics: each layer wraps the backend below it. */
-const backend = MeteredStore.layer.pipe(
-  Layer.provide(PrefixedStore.layer("tenant-a")),
-  Layer.provide(LevelStore.layerBackend({ directory }))
-)
+/** Any backend, then a tenant prefix, then metrics: each layer wraps the one below it. */
+const composed = <E, R>(base: Layer.Layer<StoreBackend.StoreBackend, E, R>) =>
+  IndexedStore.layerStores(MeteredStore.layer.pipe(Layer.provide(PrefixedStore.layer("tenant-a")), Layer.provide(base)))
 
-const stores = IndexedStore.layerStores(backend)
+const onLevel = composed(LevelStore.layerBackend({ directory }))
+const onRedis = (url: string) =>
+  composed(RedisStore.layerBackend({ keyPrefix: "example" }).pipe(Layer.provide(RedisConnection.layer({ url }))))
 
-const program = Effect.gen(function*() {
+const program = (backend: string) => Effect.gen(function*() {
   const store = yield* KeyValueStore.KeyValueStore
   const topics = yield* IndexedStore.IndexedStore
   // One atomic batch: a state update and two events of the same partition move together.
@@ -30,11 +32,16 @@ const program = Effect.gen(function*() {
   const metrics = yield* Metric.snapshot
   const writes = metrics.filter((metric) => metric.id === "shardfeed_store_operations_total").length
   yield* Effect.log(
-    `appended at index ${committed.firstIndexes[0]}; newest events: ${events.map((event) => Buffer.from(event.value).toString()).join(", ")}; ${writes} metered series`
+    `${backend}: appended at index ${committed.firstIndexes[0]}; newest events: ${events.map((event) => Buffer.from(event.value).toString()).join(", ")}; ${writes} metered series`
   )
 })
 
-Effect.runPromise(program.pipe(Effect.provide(stores))).catch((error) => {
+const main = Effect.gen(function*() {
+  yield* program("level").pipe(Effect.provide(onLevel))
+  if (redisUrl !== undefined) yield* program("redis").pipe(Effect.provide(onRedis(redisUrl)))
+})
+
+Effect.runPromise(main).catch((error) => {
   console.error(error)
   process.exitCode = 1
 })

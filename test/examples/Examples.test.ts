@@ -14,12 +14,15 @@ const run = promisify(execFile)
 const example = (name: string) => Path.resolve(`dist/examples/${name}.js`)
 
 describe("examples", () => {
-  it("StoreComposition: LevelDB + prefix + metrics, data kept between runs", async () => {
+  it("StoreComposition: LevelDB + prefix + metrics, then the same on Redis, data kept between runs", async () => {
     const directory = tempDir("example-store")
     const first = await run(process.execPath, [example("StoreComposition"), directory])
-    assert.match(first.stdout + first.stderr, /appended at index 1/)
+    assert.match(first.stdout + first.stderr, /level: appended at index 1/)
     const second = await run(process.execPath, [example("StoreComposition"), directory])
-    assert.match(second.stdout + second.stderr, /appended at index 3/)
+    assert.match(second.stdout + second.stderr, /level: appended at index 3/)
+    const withRedis = await run(process.execPath, [example("StoreComposition"), directory, inject("redisUrl")])
+    assert.match(withRedis.stdout + withRedis.stderr, /level: appended at index 5/)
+    assert.match(withRedis.stdout + withRedis.stderr, /redis: appended at index \d+/)
   })
 
   it("MatchFeed: a typed feed served by a node, exactly once across runs", async () => {
@@ -38,5 +41,12 @@ describe("examples", () => {
     assert.match(first.stdout, /after worker-a left, 5 more each: 10\n/)
     const second = await run(process.execPath, [example("ScaleOut"), inject("redisUrl"), cluster])
     assert.match(second.stdout, /after worker-a left, 5 more each: 20\n/)
+  }, 60_000)
+
+  it("Cluster: a Redis and three workers sharing the shards, every dashboard printed", async () => {
+    const { stdout } = await run(process.execPath, [example("Cluster"), "--seconds", "1"], { timeout: 60_000 })
+    assert.match(stdout, /3 workers own \d+ \+ \d+ \+ \d+ of 1024 shards/)
+    assert.match(stdout, /worker-3 reads match-3: \{"feed":"match-3","count":1/)
+    assert.equal(stdout.match(/dashboard of worker-\d: http:\/\/127\.0\.0\.1:\d+\/dashboard/g)?.length, 3)
   }, 60_000)
 })
