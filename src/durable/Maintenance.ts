@@ -269,8 +269,7 @@ export interface BroadcastOptions {
 
 /**
  * A task that sends one message (one way) to every entity a listing names, page by page: the
- * shape of retention sweeps, and of compaction or index merges once their entities offer a message
- * for it (`FeedEntity` and `SearchIndex` have none yet).
+ * shape of retention sweeps and feed record compaction.
  */
 export const broadcast = <Type extends string, Rpcs extends Rpc.Any, E, R>(options: {
   readonly id: string
@@ -304,17 +303,29 @@ export const broadcast = <Type extends string, Rpcs extends Rpc.Any, E, R>(optio
     })
 })
 
-/** Retention trimming for a feed type: every feed of it is sent `Trim` (which only trims past its retention). */
-export const feedRetention = <A, I>(type: Feed.FeedType<A, I>, schedule: Schedule, options: BroadcastOptions = {}): Task<Messenger | KeyValueStore> =>
+/** Sends `tag` to every feed of a type, listed 1,000 names at a time. */
+const everyFeed = <A, I>(type: Feed.FeedType<A, I>, tag: "Trim" | "Compact", id: string, description: string, schedule: Schedule, options: BroadcastOptions) =>
   broadcast({
-    id: `retention.${type.type}`,
+    id,
     schedule,
     entity: type.entity,
-    tag: "Trim",
-    description: `trims the feeds of ${type.type} past their retention`,
+    tag,
+    description,
     list: (cursor) => Effect.map(Feed.list(type, { limit: 1_000, cursor }), (page) => ({ ids: page.feeds, cursor: page.cursor })),
     ...options
   })
+
+/** Retention trimming for a feed type: every feed of it is sent `Trim` (which only trims past its retention). */
+export const feedRetention = <A, I>(type: Feed.FeedType<A, I>, schedule: Schedule, options: BroadcastOptions = {}): Task<Messenger | KeyValueStore> =>
+  everyFeed(type, "Trim", `retention.${type.type}`, `trims the feeds of ${type.type} past their retention`, schedule, options)
+
+/**
+ * Record compaction for a feed type: every feed of it is sent `Compact`, which merges the small
+ * records of feeds appended to one item per commit round, in bounded steps from where the last
+ * run stopped (a compacted feed costs one record read per run).
+ */
+export const feedCompaction = <A, I>(type: Feed.FeedType<A, I>, schedule: Schedule, options: BroadcastOptions = {}): Task<Messenger | KeyValueStore> =>
+  everyFeed(type, "Compact", `compaction.${type.type}`, `merges the small records of the feeds of ${type.type}`, schedule, options)
 
 /** A periodic dump of the store to `directory` (`shardfeed-<time>.gz`), keeping the newest `keep` (default 7). */
 export const dump = (options: { readonly directory: string; readonly schedule: Schedule; readonly keep?: number | undefined; readonly id?: string | undefined }): Task<StoreBackend> => ({

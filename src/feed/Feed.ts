@@ -34,7 +34,7 @@ export interface FeedType<A, I> {
 }
 
 type Messages<A, I> = ReturnType<typeof FeedMessages.make<A, I>>
-type FeedRpcs<A, I> = Messages<A, I>["Append" | "Get" | "Remove" | "Page" | "Metadata" | "Delete" | "Trim" | "Purge"]
+type FeedRpcs<A, I> = Messages<A, I>["Append" | "Get" | "Remove" | "Page" | "Metadata" | "Delete" | "Trim" | "Compact" | "Purge"]
 
 /** Options of a feed type. */
 export interface FeedOptions<A, I> {
@@ -51,7 +51,7 @@ const NAME = /^[a-z][a-z0-9-]{0,47}$/
 const make = <A, I>(type: string, options: FeedOptions<A, I>): FeedType<A, I> => {
   const messages = FeedMessages.make(options.entry)
   const entity = Entity.make(type, [
-    messages.Append, messages.Get, messages.Remove, messages.Page, messages.Metadata, messages.Delete, messages.Trim, messages.Purge
+    messages.Append, messages.Get, messages.Remove, messages.Page, messages.Metadata, messages.Delete, messages.Trim, messages.Compact, messages.Purge
   ]) as EntityType<string, FeedRpcs<A, I>>
   return {
     type,
@@ -116,6 +116,12 @@ export interface FeedClient<A, I> {
   readonly page: (feed: string, options?: PageOptions) => Effect.Effect<Page<A>, EntityClient.AskError<Messages<A, I>["Page"]>>
   readonly metadata: (feed: string) => Effect.Effect<FeedMessages.FeedMetadata, EntityClient.AskError<Messages<A, I>["Metadata"]>>
   readonly delete: (feed: string) => Effect.Effect<boolean, EntityClient.AskError<Messages<A, I>["Delete"]>>
+  /**
+   * One bounded compaction step: merges runs of small records (a feed appended to one item per
+   * commit gets a record per item) into records of up to the type's limits. `more` is true when
+   * the step stopped at its bound; the feed then continues by itself after its queued messages.
+   */
+  readonly compact: (feed: string) => Effect.Effect<FeedMessages.CompactResult, EntityClient.AskError<Messages<A, I>["Compact"]>>
 }
 
 const nonceWire = (nonce: number | string | bigint | undefined) => (typeof nonce === "bigint" ? nonce.toString() : nonce)
@@ -134,7 +140,8 @@ export const client = <A, I>(type: FeedType<A, I>): Effect.Effect<FeedClient<A, 
       remove: (feed, offset) => Effect.map(ask(feed, "Remove", { offset }), (reply: { readonly removed: boolean }) => reply.removed),
       page: (feed, options = {}) => ask(feed, "Page", { ...options, nonce: nonceWire(options.nonce) }),
       metadata: (feed) => ask(feed, "Metadata"),
-      delete: (feed) => Effect.map(ask(feed, "Delete"), (reply: { readonly deleted: boolean }) => reply.deleted)
+      delete: (feed) => Effect.map(ask(feed, "Delete"), (reply: { readonly deleted: boolean }) => reply.deleted),
+      compact: (feed) => ask(feed, "Compact")
     }
   }) as unknown as Effect.Effect<FeedClient<A, I>, never, Messenger>
 

@@ -6,7 +6,8 @@
  *
  * Appends are decided in this order: nonces (duplicates first, so a retry is a duplicate whatever
  * its timestamp), then timestamps (an item older than the last refuses the whole call), then the
- * write. Appends in one group-commit round extend the same record, so they cost one store write.
+ * write. Appends in one group-commit round extend the same record, so they cost one store write;
+ * a feed appended to one item per round gets a record per item, which `Compact` later merges.
  */
 import { Effect, Schema } from "effect"
 import * as Entity from "../../actors/Entity.js"
@@ -32,10 +33,12 @@ export interface FeedLimits {
   readonly recordEntriesMax: number
   /** Bytes of values in one record before a new one starts (a single larger entry still fits alone). */
   readonly recordBytesMax: number
+  /** Records one compaction step reads (and so at most rewrites); the rest is the next step's. */
+  readonly compactRecordsMax: number
 }
 
 /** The default bounds. */
-export const defaultLimits: FeedLimits = { appendItemsMax: 1_000, pageLimitMax: 1_000, recordEntriesMax: 256, recordBytesMax: 64 * 1024 }
+export const defaultLimits: FeedLimits = { appendItemsMax: 1_000, pageLimitMax: 1_000, recordEntriesMax: 256, recordBytesMax: 64 * 1024, compactRecordsMax: 256 }
 
 /** How long entries are kept; trimming runs in the background after appends. */
 export interface Retention {
@@ -55,6 +58,8 @@ interface FeedState {
 }
 
 const HEAD = "head"
+/** Where compaction resumes: the record key (generation, first offset) of the first record it has not closed. */
+const COMPACTED = "compacted"
 /** The latest time a JavaScript Date can hold: later timestamps are refused as nonsense. */
 const TIMESTAMP_MAX = 8.64e15
 const PURGE_CHUNK = 500
@@ -119,6 +124,8 @@ export const behavior = <A, I>(
   const codec = makeCodec(entry)
   const clock = options.clock ?? Date.now
   const retention = options.retention ?? {}
+  // Two at least: a step then always ends past its first record or having merged one.
+  const compactRecordsMax = Math.max(2, limits.compactRecordsMax)
 
   const toEntry = (stored: Record.StoredEntry) => ({
     offset: stored.offset,
@@ -181,6 +188,7 @@ export const behavior = <A, I>(
           return { deleted: true }
         }),
       Trim: (_: void, context: Entity.DirectContext<FeedState>) => trim(context),
+      Compact: (_: void, context: Entity.DirectContext<FeedState>) => compact(context),
       Purge: ({ generation }: { readonly generation: number }, context: Entity.DirectContext<FeedState>) =>
         Effect.gen(function*() {
           const records = yield* Navigate.recordsFrom(context.view, generation, undefined, false, PURGE_CHUNK)
@@ -578,8 +586,68 @@ export const behavior = <A, I>(
     })
   }
 
+  // ------------------------------------------------------------------ compaction
+
+  /**
+   * One step of compaction: from where the last step stopped, reads up to `compactRecordsMax`
+   * records before the tail and merges each run of contiguous records whose entries and bytes fit
+   * one record into the first of the run. Offsets are positions in a record, so only records with
+   * no gap between them merge; tombstones are kept (offsets never shift). The tail is left alone:
+   * it is the record appends extend. Records before the new mark are closed (full, or followed by
+   * a gap), so the next step starts at the last record written, which may still grow.
+   */
+  function compact(context: Entity.DirectContext<FeedState>) {
+    return Effect.gen(function*() {
+      const { head, tail } = context.state
+      const none = { merged: 0, more: false }
+      if (!Head.exists(head) || tail === undefined) return none
+      const generation = head.generation
+      const stored = yield* context.view.get(COMPACTED, "")
+      const mark = stored === undefined ? undefined : Record.parseKey(stored)
+      const from = mark !== undefined && mark.generation === generation ? mark.firstOffset : 0
+      if (from >= tail.firstOffset) return none
+      const entries = yield* context.view.scan(Navigate.RECORDS, {
+        gte: Record.recordKey(generation, from),
+        lt: Record.recordKey(generation, tail.firstOffset),
+        limit: compactRecordsMax
+      })
+      const records = entries.map((entry) => Record.decode(entry.key, entry.value))
+      const valueBytes = (record: Record.FeedRecord) => record.entries.reduce((sum, entry) => sum + entry.value.length, 0)
+      let merged = 0
+      let run: Record.FeedRecord | undefined
+      let runBytes = 0
+      let runGrew = false
+      const close = () => (runGrew ? putRecord(context.view, run!) : Effect.void)
+      for (const record of records) {
+        const bytes = valueBytes(record)
+        const joins = run !== undefined &&
+          Record.lastOffset(run) + 1 === record.firstOffset &&
+          run.entries.length + record.entries.length <= limits.recordEntriesMax &&
+          runBytes + bytes <= limits.recordBytesMax
+        if (joins) {
+          run = { ...run!, entries: [...run!.entries, ...record.entries] }
+          runBytes += bytes
+          runGrew = true
+          merged++
+          yield* context.view.delete(Navigate.RECORDS, Record.recordKey(generation, record.firstOffset))
+        } else {
+          yield* close()
+          run = record
+          runBytes = bytes
+          runGrew = false
+        }
+      }
+      yield* close()
+      const more = records.length === compactRecordsMax
+      if (run !== undefined) yield* context.view.put(COMPACTED, "", Record.recordKey(generation, run.firstOffset))
+      // The rest runs as later messages, after whatever the feed was sent meanwhile.
+      if (more) yield* selfSend(context, "Compact", undefined)
+      return { merged, more }
+    })
+  }
+
   /** Sends a message to this same feed (trim and purge steps run after the current message). */
-  function selfSend(context: Entity.DirectContext<FeedState>, tag: "Trim" | "Purge", payload: unknown) {
+  function selfSend(context: Entity.DirectContext<FeedState>, tag: "Trim" | "Compact" | "Purge", payload: unknown) {
     return Effect.flatMap(Messenger, (messenger) =>
       Effect.sync(() => messenger.deliver({ type: context.type, id: context.id, tag, payload, reply: undefined, deadline: Number.POSITIVE_INFINITY })))
   }

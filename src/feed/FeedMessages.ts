@@ -1,7 +1,7 @@
 /**
  * The messages of a feed entity type, as `effect/rpc` definitions built from the feed's entry
- * schema: append, get, remove, page, metadata, delete, and the internal trim and purge steps of
- * retention and deletion. Their schemas are the wire format of the HTTP API and of messages
+ * schema: append, get, remove, page, metadata, delete, compaction of small records, and the
+ * internal trim and purge steps of retention and deletion. Their schemas are the wire format of the HTTP API and of messages
  * between workers.
  */
 import { Schema } from "effect"
@@ -31,6 +31,10 @@ export const FeedMetadata = Schema.Struct({
   bytes: Schema.Number
 })
 export type FeedMetadata = typeof FeedMetadata.Type
+
+/** What one compaction step did: records merged into their predecessors, and whether more remain. */
+export const CompactResult = Schema.Struct({ merged: Schema.Number, more: Schema.Boolean })
+export type CompactResult = typeof CompactResult.Type
 
 /** Where a page starts and which way it goes. */
 export const PageRequest = Schema.Struct({
@@ -74,6 +78,7 @@ export const make = <A, I>(entry: Schema.Codec<A, I>) => {
     Metadata: Rpc.make("Metadata", { success: FeedMetadata, error: FeedNotFound }),
     Delete: Rpc.make("Delete", { success: Schema.Struct({ deleted: Schema.Boolean }) }),
     Trim: Rpc.make("Trim"),
+    Compact: Rpc.make("Compact", { success: CompactResult }),
     Purge: Rpc.make("Purge", { payload: { generation: Schema.Number } })
   }
 }

@@ -1,11 +1,13 @@
 /**
  * Goal: maintenance schedules run once per period across workers, retention trimming reaches
- * feeds that get no appends, periodic dumps are written, and runs show in `status` and metrics.
+ * feeds that get no appends, record compaction merges the records of feeds appended to one item
+ * at a time, periodic dumps are written, and runs show in `status` and metrics.
  * Method: (1) three real worker processes (the compiled `test/fixtures/durableChild.js`) run the
  * same `tick` schedule every 500 ms for a few seconds, each run recording its period in Redis;
  * every recorded period must appear once. (2) In-process, a node on the memory store with a feed
- * type whose clock the test moves, a retention task and a dump task, checked through the feed
- * client, the dump directory, `status` and the metric registry. Real Redis, random prefixes.
+ * type whose clock the test moves, a retention task, a compaction task and a dump task, checked
+ * through the feed client, the store's records, the dump directory, `status` and the metric
+ * registry. Real Redis, random prefixes.
  */
 import { Effect, Layer, ManagedRuntime, Metric, Schema } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
@@ -15,6 +17,7 @@ import { strict as assert } from "node:assert"
 import { describe, inject, it } from "vitest"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { defaults, RuntimeConfig } from "../../actors/RuntimeConfig.js"
+import { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
 import * as RedisConnection from "../../persistence/RedisConnection.js"
 import * as Maintenance from "../../src/durable/Maintenance.js"
@@ -68,11 +71,12 @@ describe("maintenance", () => {
     console.log(`maintenance: ${counts.size} periods, run by ${new Set(ticks.map((line) => line.split(" ")[0])).size} of the 3 workers`)
   }, 60_000)
 
-  it("trims feeds that get no appends, writes dumps, and shows runs in status and metrics", async () => {
+  it("trims feeds that get no appends, compacts records, writes dumps, and shows runs in status and metrics", async () => {
     const clock = { now: 1_000_000 }
     const Aging = Feed.define("aging", { entry: Schema.Json, retention: { maxAgeMillis: 60_000 }, clock: () => clock.now })
+    const Trickle = Feed.define("trickle", { entry: Schema.Number, limits: { recordEntriesMax: 8 } })
     const dumps = tempDir("maintenance-dumps")
-    const node = Layer.mergeAll(Feed.layer(Aging)).pipe(
+    const node = Layer.mergeAll(Feed.layer(Aging), Feed.layer(Trickle)).pipe(
       Layer.provideMerge(EntityRuntime.layerLocal),
       Layer.provideMerge(MemoryStore.layer),
       Layer.provideMerge(Layer.succeed(RuntimeConfig)({ ...defaults, shardCount: 16 }))
@@ -82,12 +86,24 @@ describe("maintenance", () => {
       prefix: testPrefix("maint"),
       tasks: [
         Maintenance.feedRetention(Aging, { everyMillis: 200 }),
+        Maintenance.feedCompaction(Trickle, { everyMillis: 200 }),
         Maintenance.dump({ directory: dumps, schedule: { everyMillis: 300 }, keep: 2 })
       ]
     }).pipe(Layer.provideMerge(node)))
     try {
       const feeds = await runtime.runPromise(Feed.client(Aging))
       for (let i = 0; i < 3; i++) await runtime.runPromise(Effect.orDie(feeds.append(`old-${i}`, [{ value: { i } }, { value: { i, more: true } }])))
+      // Two feeds appended to one item per commit: a record per item until compaction merges them.
+      const trickle = await runtime.runPromise(Feed.client(Trickle))
+      for (let i = 1; i <= 20; i++) {
+        for (const id of ["slow-a", "slow-b"]) await runtime.runPromise(Effect.orDie(trickle.append(id, [{ value: i }])))
+      }
+      const records = (id: string) =>
+        runtime.runPromise(Effect.gen(function*() {
+          const store = yield* KeyValueStore
+          const entities = yield* EntityRuntime.EntityRuntime
+          return (yield* store.scan(String(entities.shardOf(Trickle.type, id)), `${Trickle.type}.records`, { prefix: Buffer.from(`${id}\u0000`) })).length
+        }).pipe(Effect.orDie))
       // Time passes for the feeds, and nothing is appended any more: only the schedule can trim.
       clock.now += 120_000
       const deadline = Date.now() + 30_000
@@ -97,6 +113,15 @@ describe("maintenance", () => {
         if (Date.now() > deadline) throw new Error(`the retention schedule did not trim: ${counts.join(", ")}`)
         await sleep(50)
       }
+      // Offsets 1-19 in records of 8, then the tail.
+      while ((await records("slow-a")) !== 4 || (await records("slow-b")) !== 4) {
+        if (Date.now() > deadline) throw new Error(`the compaction schedule did not merge: ${await records("slow-a")}, ${await records("slow-b")} records`)
+        await sleep(50)
+      }
+      for (const id of ["slow-a", "slow-b"]) {
+        const page = await runtime.runPromise(Effect.orDie(trickle.page(id, { limit: 100 })))
+        assert.deepEqual(page.items.map((item) => item.value), Array.from({ length: 20 }, (_, i) => i + 1))
+      }
       for (;;) {
         const written = Fs.readdirSync(dumps).filter((file) => file.endsWith(".gz"))
         if (written.length >= 2) break
@@ -105,7 +130,7 @@ describe("maintenance", () => {
       }
       assert.ok(Fs.readdirSync(dumps).filter((file) => file.endsWith(".gz")).length <= 3, "old dumps are removed (keep 2, one may be in the making)")
       const status = await runtime.runPromise(Effect.flatMap(Maintenance.Maintenance, (maintenance) => maintenance.status))
-      assert.deepEqual(status.map((schedule) => schedule.task), ["retention.feed.aging", "dump"])
+      assert.deepEqual(status.map((schedule) => schedule.task), ["retention.feed.aging", "compaction.feed.trickle", "dump"])
       for (const schedule of status) {
         assert.ok(schedule.runs.ok >= 1, `${schedule.task} ran`)
         assert.ok(schedule.next !== null && schedule.next > 0, `${schedule.task} has a next run`)

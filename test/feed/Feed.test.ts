@@ -164,6 +164,81 @@ describe("feeds", () => {
     }))
   })
 
+  it("compacts records written one item per commit, in bounded steps, with every read unchanged and across a restart", async () => {
+    const Trickle = Feed.define("trickle", { entry: Schema.Number, limits: { recordEntriesMax: 16, compactRecordsMax: 10 } })
+    const directory = tempDir("feed-compact")
+    const trickleNode = () => Feed.layer(Trickle).pipe(Layer.provideMerge(feedNode(LevelStore.layer({ directory }))))
+    const recordCount = (id: string) =>
+      Effect.gen(function*() {
+        const store = yield* KeyValueStore
+        const runtime = yield* EntityRuntime
+        return (yield* store.scan(String(runtime.shardOf(Trickle.type, id)), `${Trickle.type}.records`, { prefix: Buffer.from(`${id}\u0000`) })).length
+      })
+    // Everything a reader can see: both directions page by page, every offset, seeks by timestamp and nonce.
+    const readAll = (feeds: Feed.FeedClient<number, number>, id: string, last: number) =>
+      Effect.gen(function*() {
+        const walk = (order: "forward" | "backward") =>
+          Effect.gen(function*() {
+            const seen: Array<unknown> = []
+            let page = yield* feeds.page(id, { order, limit: 7 })
+            for (let guard = 0; page.items.length > 0 && guard < 1_000; guard++) {
+              seen.push(...page.items)
+              page = yield* feeds.page(id, { cursor: page.cursor!, limit: 7 })
+            }
+            return seen
+          })
+        const gets = yield* Effect.forEach(Array.from({ length: last + 1 }, (_, i) => i + 1), (offset) =>
+          Effect.map(Effect.result(feeds.get(id, offset)), (result) => (Result.isSuccess(result) ? result.success : result.failure._tag)))
+        const seeks = yield* Effect.forEach([0, 1_003, 1_050, 1_051, 1_199, 5_000], (timestamp) =>
+          Effect.all([feeds.page(id, { timestamp, limit: 3 }), feeds.page(id, { timestamp, limit: 3, order: "backward" })]))
+        const nonces = yield* Effect.forEach([1, 7, 101, 399, 1_000], (nonce) =>
+          Effect.all([feeds.page(id, { nonce, limit: 3 }), feeds.page(id, { nonce, limit: 3, order: "backward" })]))
+        return { forward: yield* walk("forward"), backward: yield* walk("backward"), gets, seeks, nonces, metadata: yield* feeds.metadata(id) }
+      })
+    const untilDone = (feeds: Feed.FeedClient<number, number>, id: string) =>
+      Effect.gen(function*() {
+        let steps = 0
+        for (;;) {
+          const step = yield* feeds.compact(id)
+          steps++
+          if ((step.merged === 0 && !step.more) || steps >= 200) return steps
+        }
+      })
+    const before = await run(trickleNode(), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Trickle)
+      // One item per acknowledged append: each lands in a commit round of its own, so a record each.
+      for (let i = 1; i <= 200; i++) yield* feeds.append("t", [{ value: i, nonce: i * 2, timestamp: 1_000 + Math.floor(i / 2) }])
+      for (const offset of [5, 17, 100]) assert.equal(yield* feeds.remove("t", offset), true)
+      assert.equal(yield* recordCount("t"), 200, "a record per append before compaction")
+      const reads = yield* readAll(feeds, "t", 200)
+      const first = yield* feeds.compact("t")
+      assert.deepEqual(first, { merged: 9, more: true }, "one step reads 10 records and merges 9 into the first")
+      const steps = yield* untilDone(feeds, "t")
+      assert.ok(steps < 200, "compaction converges")
+      // Offsets 1-199 in runs of 16, then the tail (offset 200) that appends extend.
+      assert.equal(yield* recordCount("t"), Math.ceil(199 / 16) + 1)
+      assert.deepEqual(yield* readAll(feeds, "t", 200), reads, "compaction changes no answer")
+      assert.deepEqual(yield* feeds.compact("t"), { merged: 0, more: false }, "nothing left to merge")
+      // The feed goes on: a removal inside a merged record, and more single appends.
+      assert.equal(yield* feeds.remove("t", 50), true)
+      for (let i = 201; i <= 205; i++) yield* feeds.append("t", [{ value: i, nonce: i * 2, timestamp: 1_200 }])
+      yield* untilDone(feeds, "t")
+      return yield* readAll(feeds, "t", 205)
+    }))
+    assert.deepEqual((before.forward as Array<{ offset: number }>).map((entry) => entry.offset),
+      Array.from({ length: 205 }, (_, i) => i + 1).filter((offset) => ![5, 17, 50, 100].includes(offset)))
+    await run(trickleNode(), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Trickle)
+      assert.deepEqual(yield* readAll(feeds, "t", 205), before, "the same after a restart")
+      // A deleted feed starts a new generation: compaction starts over on its records.
+      assert.equal(yield* feeds.delete("t"), true)
+      for (let i = 1; i <= 3; i++) yield* feeds.append("t", [{ value: i }])
+      assert.deepEqual(yield* feeds.compact("t"), { merged: 1, more: false })
+      const page = yield* feeds.page("t", { limit: 10 })
+      assert.deepEqual(page.items.map((item) => item.value), [1, 2, 3])
+    }))
+  })
+
   it("deletes a feed: gone at once, its cursors refused, its records purged, a new feed starts at 1", async () => {
     await run(node(), Effect.gen(function*() {
       const feeds = yield* Feed.client(Feed.Json)

@@ -4,7 +4,8 @@
  * Method: a model-based test. Seeded random sequences of appends (with and without nonces and
  * timestamps, with duplicates and stale timestamps), removals, pages from every kind of start
  * and cursor continuations run against the real feed and a plain in-memory model; every answer
- * must be equal. Runs on the memory and LevelDB backends (Redis in the integration suite).
+ * must be equal. Compaction steps run every 30 steps (and continue by themselves between the
+ * later operations), so every kind of read also runs on merged records. Runs on the memory and LevelDB backends (Redis in the integration suite).
  */
 import { Effect, type Layer } from "effect"
 import { strict as assert } from "node:assert"
@@ -147,6 +148,10 @@ const scenario = (seed: number, steps: number) =>
         const page = yield* feeds.page(name, { cursor, limit })
         const expected = model.page({ order, limit, after: last })
         assert.deepEqual(page.items.map((item) => item.offset), expected.map((entry) => entry.offset), `step ${step}: cursor after ${last} ${order}`)
+      }
+      if (step % 30 === 29) {
+        const compacted = yield* feeds.compact(name)
+        assert.ok(compacted.merged >= 0 && typeof compacted.more === "boolean", `step ${step}: compact ${JSON.stringify(compacted)}`)
       }
       if (step % 25 === 0 && model.entries.length > 0) {
         const metadata = yield* feeds.metadata(name)

@@ -13,8 +13,11 @@ import * as Feed from "../../src/feed/Feed.js"
 /** The clock of the model's feed type: the test sets it. */
 export const clock = { now: 1_000 }
 
-/** JSON feeds whose clock the test controls, with small records so that paging crosses many. */
-export const ModelFeed = Feed.define("model", { entry: Schema.Json, clock: () => clock.now, limits: { recordEntriesMax: 4 } })
+/**
+ * JSON feeds whose clock the test controls, with small records so that paging crosses many, and
+ * compaction steps of three records so that compaction goes on in steps between other messages.
+ */
+export const ModelFeed = Feed.define("model", { entry: Schema.Json, clock: () => clock.now, limits: { recordEntriesMax: 4, compactRecordsMax: 3 } })
 
 /** A node hosting the model's feeds and JSON feeds on `stores`. */
 export const feedNode = <E>(stores: Layer.Layer<KeyValueStore | IndexedStore | StoreBackend, E>, shardCount = 16) =>
