@@ -23,32 +23,52 @@ export interface RedisProcess {
   readonly restart?: (downMillis?: number) => Promise<void>
 }
 
-/** Asks the kernel for a free loopback port. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
+/** Whether `port` can be bound on loopback now (0: any port); answers the port bound, or undefined. */
+const probe = (port: number): Promise<number | undefined> =>
+  new Promise((resolve) => {
     const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
+    server.once("error", () => resolve(undefined))
+    server.listen(port, "127.0.0.1", () => {
       const address = server.address()
-      server.close(() => {
-        if (address !== null && typeof address === "object") resolve(address.port)
-        else reject(new Error("no port"))
-      })
+      server.close(() => resolve(address !== null && typeof address === "object" ? address.port : undefined))
     })
   })
 
-const waitForPing = async (port: number, timeoutMillis: number): Promise<void> => {
+/** Ports this process handed out: the kernel may offer a probed port again. */
+const handedOut = new Set<number>()
+/** A cluster node also listens on its port + 10000 (its cluster bus). */
+const BUS_OFFSET = 10_000
+
+/**
+ * Asks the kernel for a free loopback port (and, for a cluster node, one whose bus port is free
+ * too). Another process may still take it before the server binds it: `startServer` checks.
+ */
+export const freePort = async (options: { readonly bus?: boolean } = {}): Promise<number> => {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await probe(0)
+    if (port === undefined || handedOut.has(port)) continue
+    if (options.bus === true && (port + BUS_OFFSET > 65_535 || (await probe(port + BUS_OFFSET)) === undefined)) continue
+    handedOut.add(port)
+    return port
+  }
+  throw new Error("no free loopback port after 100 tries")
+}
+
+/** The pid of the redis-server answering on `port`, once it answers (undefined: none did in time). */
+const answeringPid = async (port: number, timeoutMillis: number, exited: () => boolean): Promise<number | undefined> => {
   const deadline = Date.now() + timeoutMillis
-  for (;;) {
+  while (!exited()) {
     try {
-      const { stdout } = await execFileAsync("redis-cli", ["-p", String(port), "ping"])
-      if (stdout.trim() === "PONG") return
+      const { stdout } = await execFileAsync("redis-cli", ["-p", String(port), "info", "server"])
+      const pid = /process_id:(\d+)/.exec(stdout)?.[1]
+      if (pid !== undefined) return Number(pid)
     } catch {
       // not up yet
     }
-    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer within ${timeoutMillis} ms`)
+    if (Date.now() > deadline) return undefined
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+  return undefined
 }
 
 interface ServerOptions {
@@ -79,8 +99,33 @@ const startServer = async (options: ServerOptions): Promise<ChildProcess> => {
     args.push("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
   }
   const child = spawn("redis-server", args, { stdio: "ignore" })
-  await waitForPing(options.port, 10_000)
+  // The server answering must be this one: a server that lost the port to another process exits,
+  // and a ping alone would reach the other process's server.
+  const pid = await answeringPid(options.port, 10_000, () => child.exitCode !== null || child.signalCode !== null)
+  if (pid !== child.pid) {
+    await stopChild(child)
+    throw new PortTaken(options.port)
+  }
   return child
+}
+
+/** Another process took the port first. */
+class PortTaken extends Error {
+  constructor(readonly port: number) {
+    super(`redis-server could not serve on port ${port}: another process has it`)
+  }
+}
+
+/** Starts a server on a fresh free port, again on another one when a port is lost to a race. */
+const startOnFreePort = async (options: (port: number) => ServerOptions, bus: boolean): Promise<{ port: number; child: ChildProcess }> => {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort({ bus })
+    try {
+      return { port, child: await startServer(options(port)) }
+    } catch (error) {
+      if (!(error instanceof PortTaken) || attempt >= 5) throw error
+    }
+  }
 }
 
 const stopChild = (child: ChildProcess): Promise<void> =>
@@ -94,10 +139,11 @@ const stopChild = (child: ChildProcess): Promise<void> =>
 export const startRedis = async (
   options: { readonly appendfsync?: "always" | "everysec" } = {}
 ): Promise<RedisProcess> => {
-  const port = await freePort()
   const dir = await Fs.mkdtemp(Path.join(Os.tmpdir(), "shardfeed-redis-"))
+  const started = await startOnFreePort((port) => ({ port, dir, ...options }), false)
+  const port = started.port
   const serverOptions = { port, dir, ...options }
-  let child = await startServer(serverOptions)
+  let child = started.child
   return {
     ports: [port],
     url: `redis://127.0.0.1:${port}`,
@@ -123,9 +169,9 @@ export const startRedisCluster = async (
   const children: Array<ChildProcess> = []
   const serverOptions = (port: number) => ({ port, dir: Path.join(root, String(port)), cluster: true, ...options })
   for (let i = 0; i < masters; i++) {
-    const port = await freePort()
-    ports.push(port)
-    children.push(await startServer(serverOptions(port)))
+    const started = await startOnFreePort(serverOptions, true)
+    ports.push(started.port)
+    children.push(started.child)
   }
   await execFileAsync("redis-cli", [
     "--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"
