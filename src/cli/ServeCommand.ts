@@ -32,7 +32,7 @@ const redis = Flag.String("redis").pipe(
 /** The serve command. */
 export const serveCommand = Command.make(
   "serve",
-  { data: Settings.data, http: Settings.http, token: Settings.token, shards, sync, bodyLimit, redis },
+  { data: Settings.data, http: Settings.http, token: Settings.token, shards, sync, bodyLimit, redis, compactEvery: Settings.compactEvery },
   (flags) =>
     Effect.gen(function*() {
       const address = Settings.parseAddress(flags.http)
@@ -45,7 +45,8 @@ export const serveCommand = Command.make(
         sync: flags.sync,
         bodyLimitBytes: flags.bodyLimit,
         runtime: { shardCount: flags.shards },
-        redis: Option.getOrUndefined(flags.redis)
+        redis: Option.getOrUndefined(flags.redis),
+        compactEverySeconds: flags.compactEvery
       })
       const base = `http://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`
       yield* Console.log(`shardfeed node serving ${flags.data}\n  API        ${base}/v1\n  dashboard  ${base}/dashboard\n  metrics    ${base}/metrics`)

@@ -26,6 +26,12 @@ export const token = Flag.String("token").pipe(
   Flag.optional
 )
 
+/** Seconds between record compactions of the API's feeds where durable work runs. */
+export const compactEvery = Flag.Int("compact-every").pipe(
+  Flag.withDescription("with durable work (Redis): seconds between record compactions of the API's feeds, once per period across processes; 0 for none (default 600)"),
+  Flag.withDefault(600)
+)
+
 /** Splits `host:port` (IPv6 hosts in brackets). */
 export const parseAddress = (text: string): { readonly host: string; readonly port: number } | string => {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim())

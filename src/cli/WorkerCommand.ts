@@ -54,7 +54,7 @@ const holdingsLog = Flag.String("holdings-log").pipe(
 /** The worker command. */
 export const workerCommand = Command.make(
   "worker",
-  { redis, store, weight, http: Settings.http, token: Settings.token, transport, cluster, id, shards, leaseMs, refreshMs, clientOnly, holdingsLog },
+  { redis, store, weight, http: Settings.http, token: Settings.token, transport, cluster, id, shards, leaseMs, refreshMs, clientOnly, holdingsLog, compactEvery: Settings.compactEvery },
   (flags) =>
     Effect.gen(function*() {
       const http = Settings.parseAddress(flags.http)
@@ -80,7 +80,8 @@ export const workerCommand = Command.make(
         runtime: { shardCount: flags.shards },
         host: (http as { host: string }).host,
         port: (http as { port: number }).port,
-        token: Option.getOrUndefined(flags.token)
+        token: Option.getOrUndefined(flags.token),
+        compactEverySeconds: flags.compactEvery
       })
       const base = `http://${bound.address}:${bound.port}`
       yield* Console.log(`shardfeed worker ${workerId}${flags.clientOnly ? " (client only)" : ""} in cluster ${flags.cluster} (coordination ${redactUrl(flags.redis)}, store ${flags.store})\n  API        ${base}/v1\n  dashboard  ${base}/dashboard`)

@@ -24,6 +24,7 @@ import * as SortedSetRoutes from "../server/SortedSetRoutes.js"
 import * as DeadLetters from "../durable/DeadLetters.js"
 import type * as DurableConfig from "../durable/DurableConfig.js"
 import * as DurableMessages from "../durable/DurableMessages.js"
+import * as Maintenance from "../durable/Maintenance.js"
 import * as DurableRoutes from "../server/DurableRoutes.js"
 import * as Search from "../search/Search.js"
 import * as SearchEntity from "../search/SearchEntity.js"
@@ -48,6 +49,8 @@ export interface NodeOptions {
   readonly runtime?: Partial<RuntimeConfigShape> | undefined
   /** A Redis for durable work (durable messages and dead letters through BullMQ); none by default. */
   readonly redis?: string | undefined
+  /** With durable work: seconds between record compactions of the API's feeds (default 600; 0: none). */
+  readonly compactEverySeconds?: number | undefined
 }
 
 /** The node refused to start; the message says why and what to do. */
@@ -56,6 +59,8 @@ export class NodeConfigError extends Error {
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"])
+const COMPACT_EVERY_DEFAULT = 600
+const COMPACT_EVERY_MAX = 365 * 24 * 3_600
 
 /** Refuses settings that would be unsafe or invalid. */
 export const validate = (options: NodeOptions): Effect.Effect<NodeOptions, NodeConfigError> => {
@@ -67,6 +72,10 @@ export const validate = (options: NodeOptions): Effect.Effect<NodeOptions, NodeC
   }
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
     return Effect.fail(new NodeConfigError(`--http port ${options.port} must be 0 to 65535`))
+  }
+  const compact = options.compactEverySeconds
+  if (compact !== undefined && (!Number.isInteger(compact) || compact < 0 || compact > COMPACT_EVERY_MAX)) {
+    return Effect.fail(new NodeConfigError(`--compact-every ${compact} must be 0 (never) to ${COMPACT_EVERY_MAX} seconds (a year)`))
   }
   return Effect.succeed(options)
 }
@@ -102,25 +111,38 @@ export const routes: ReadonlyArray<
   ...AdminRoutes.routes
 ]
 
-/** Every route of a node with durable work: durable messages, dead letters and queue depths. */
-export const durableRoutes: ReadonlyArray<HttpServer.Route<NodeServices | DurableMessages.DurableMessages | DeadLetters.DeadLetters>> = [
+/** Every route of a node with durable work: durable messages, dead letters, queue depths and maintenance. */
+export const durableRoutes: ReadonlyArray<
+  HttpServer.Route<NodeServices | DurableMessages.DurableMessages | DeadLetters.DeadLetters | Maintenance.Maintenance>
+> = [
   ...ClusterRoutes.routes,
   ...FeedRoutes.routes(),
   ...EntityRoutes.askRoutes,
   ...DurableRoutes.routes,
+  ...DurableRoutes.maintenanceRoutes,
   ...SortedSetRoutes.routes,
   ...SearchRoutes.routes,
   ...AdminRoutes.routes
 ]
 
-/** Durable work over `services` (whose messenger delivers it), through the Redis at `url`. */
-const withDurable = <E>(services: Layer.Layer<NodeServices, E>, url: string, config: Partial<DurableConfig.DurableConfig> = {}) =>
-  DurableMessages.layer({ url, config }).pipe(Layer.provideMerge(services))
+/**
+ * Durable work over `services` (whose messenger delivers it), through the Redis at `url`, under
+ * the BullMQ key prefix `prefix`: durable messages, and maintenance that compacts the records of
+ * the API's feeds every `compactEverySeconds` (once per period however many processes run it).
+ */
+const withDurable = <E>(services: Layer.Layer<NodeServices, E>, url: string, prefix: string, compactEverySeconds = COMPACT_EVERY_DEFAULT) => {
+  const tasks = compactEverySeconds === 0 ? [] : [Maintenance.feedCompaction(Feed.Json, { everyMillis: compactEverySeconds * 1_000 })]
+  return Layer.mergeAll(DurableMessages.layer({ url, config: { prefix } satisfies Partial<DurableConfig.DurableConfig> }), Maintenance.layer({ url, prefix, tasks })).pipe(
+    Layer.provideMerge(services)
+  )
+}
 
 /** Serves the HTTP API for the scope; answers the bound address. */
 export const serve = (options: NodeOptions): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
   Effect.flatMap(validate(options), (valid) =>
-    valid.redis === undefined ? serveWith(layer(valid), routes, valid) : serveWith(withDurable(layer(valid), valid.redis), durableRoutes, valid))
+    valid.redis === undefined
+      ? serveWith(layer(valid), routes, valid)
+      : serveWith(withDurable(layer(valid), valid.redis, "shardfeed", valid.compactEverySeconds), durableRoutes, valid))
 
 /** The built-in entity types, registered with whatever runtime and messenger are below. */
 export const builtIns = Layer.mergeAll(Feed.layer(Feed.Json), SortedSetEntity.layer, SearchEntity.layer, Search.layer)
@@ -147,6 +169,8 @@ export interface WorkerNodeOptions extends Worker.WorkerOptions {
   readonly port: number
   readonly token?: string | undefined
   readonly bodyLimitBytes?: number | undefined
+  /** Seconds between record compactions of the API's feeds (default 600; 0: none); not on a Redis Cluster. */
+  readonly compactEverySeconds?: number | undefined
 }
 
 /** A worker's services: the cluster worker, the built-in entity types, its cluster view. */
@@ -164,5 +188,5 @@ export const serveWorker = (options: WorkerNodeOptions): Effect.Effect<AddressIn
     const services = workerLayer(options)
     if (options.redisUrl.includes(",") || options.clientOnly === true) return serveWith(services, routes, options)
     const cluster = options.sharding?.clusterName ?? "default"
-    return serveWith(withDurable(services, options.redisUrl, { prefix: `shardfeed.${cluster}` }), durableRoutes, options)
+    return serveWith(withDurable(services, options.redisUrl, `shardfeed.${cluster}`, options.compactEverySeconds), durableRoutes, options)
   })

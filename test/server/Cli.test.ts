@@ -110,7 +110,7 @@ describe("shardfeed CLI", () => {
       plain.child.kill("SIGTERM")
       await exited(plain.child)
     }
-    const durable = await serve(tempDir("cli-durable"), ["--redis", inject("redisUrl")])
+    const durable = await serve(tempDir("cli-durable"), ["--redis", inject("redisUrl"), "--compact-every", "1"])
     try {
       const feed = `durable-${Math.random().toString(36).slice(2, 8)}`
       const sent = await call(durable.base, "POST", `/v1/entities/feed/${feed}/messages`, { message: { _tag: "Append", payload: { items: [{ value: "hello", nonce: 1 }] } }, id: "m1" })
@@ -126,6 +126,21 @@ describe("shardfeed CLI", () => {
       assert.equal(count, 1, "the durable message was delivered")
       const depths = await call(durable.base, "GET", "/v1/durable")
       assert.equal(depths.status, 200, depths.text)
+      // Maintenance runs with durable work: the API's feeds are compacted every --compact-every seconds.
+      for (let i = 2; i <= 6; i++) {
+        const appended = await call(durable.base, "POST", `/v1/feeds/${feed}/append`, { items: [{ value: i }] })
+        assert.equal(appended.status, 200, appended.text)
+      }
+      let compaction: { task: string; runs: { ok: number; error: number } } | undefined
+      for (let tries = 0; tries < 100 && (compaction?.runs.ok ?? 0) === 0; tries++) {
+        const maintenance = await call(durable.base, "GET", "/v1/maintenance")
+        assert.equal(maintenance.status, 200, maintenance.text)
+        compaction = maintenance.body.schedules.find((schedule: { task: string }) => schedule.task === "compaction.feed")
+        if ((compaction?.runs.ok ?? 0) === 0) await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      assert.ok(compaction !== undefined && compaction.runs.ok >= 1 && compaction.runs.error === 0, JSON.stringify(compaction))
+      const page = await call(durable.base, "GET", `/v1/feeds/${feed}/entries?limit=10`)
+      assert.deepEqual(page.body.items.map((item: { value: unknown }) => item.value), ["hello", 2, 3, 4, 5, 6])
     } finally {
       durable.child.kill("SIGTERM")
       assert.equal(await exited(durable.child), 0, durable.output())
