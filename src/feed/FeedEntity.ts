@@ -557,17 +557,23 @@ export const behavior = <A, I>(
       let bytes = head.bytes
       for (const record of records) {
         const live = record.entries.filter((entry) => !entry.removed)
+        const isTail = state.tail?.firstOffset === record.firstOffset
+        if (live.length === 0) {
+          // Only tombstones (a tail trimmed earlier, or removals): nothing to count, nothing to keep.
+          if (!isTail) yield* context.view.delete(Navigate.RECORDS, Record.recordKey(record.generation, record.firstOffset))
+          continue
+        }
         const gone = live.filter((entry, i) => expired(entry, count - i))
         if (gone.length === 0) break
         count -= gone.length
         bytes -= gone.reduce((sum, entry) => sum + entry.value.length, 0)
-        if (gone.length === live.length && state.tail?.firstOffset !== record.firstOffset) {
+        if (gone.length === live.length && !isTail) {
           yield* context.view.delete(Navigate.RECORDS, Record.recordKey(record.generation, record.firstOffset))
         } else {
           const removed = new Set(gone.map((entry) => entry.offset))
           const updated = { ...record, entries: record.entries.map((entry) => (removed.has(entry.offset) ? { ...entry, value: new Uint8Array(0), removed: true } : entry)) }
           yield* putRecord(context.view, updated)
-          if (state.tail?.firstOffset === record.firstOffset) state.tail = updated
+          if (isTail) state.tail = updated
           if (gone.length < live.length) break
         }
       }

@@ -11,6 +11,7 @@ import { describe, it } from "vitest"
 import { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import * as LevelStore from "../../persistence/LevelStore.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
+import * as EntityClient from "../../actors/EntityClient.js"
 import { EntityRuntime } from "../../actors/EntityRuntime.js"
 import * as Feed from "../../src/feed/Feed.js"
 import { tempDir } from "../support/tempDir.js"
@@ -236,6 +237,40 @@ describe("feeds", () => {
       assert.deepEqual(yield* feeds.compact("t"), { merged: 1, more: false })
       const page = yield* feeds.page("t", { limit: 10 })
       assert.deepEqual(page.items.map((item) => item.value), [1, 2, 3])
+    }))
+  })
+
+  it("trims past records holding only tombstones: a tail trimmed whole, a record emptied by removals", async () => {
+    const clock = { now: 1_000 }
+    const Aging = Feed.define("aging", { entry: Schema.Number, retention: { maxAgeMillis: 1_000 }, clock: () => clock.now })
+    await run(Feed.layer(Aging).pipe(Layer.provideMerge(feedNode(MemoryStore.layer))), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Aging)
+      const entities = yield* EntityClient.make(Aging.entity)
+      const trim = (id: string) => entities.ask(id, "Trim")
+      // The tail expires whole: a scheduled trim (no append) leaves it as tombstones, and appends go on in new records.
+      yield* feeds.append("a", [{ value: 1 }, { value: 2 }])
+      clock.now += 5_000
+      yield* trim("a")
+      assert.equal((yield* feeds.metadata("a")).count, 0)
+      yield* feeds.append("a", [{ value: 3 }])
+      yield* feeds.append("a", [{ value: 4 }])
+      clock.now += 5_000
+      yield* trim("a")
+      assert.equal((yield* feeds.metadata("a")).count, 0, "entries after a record of tombstones expire too")
+      // A first record emptied by removals does not hold retention up either.
+      yield* feeds.append("b", [{ value: 1 }, { value: 2 }])
+      yield* feeds.append("b", [{ value: 3 }])
+      yield* feeds.append("b", [{ value: 4 }])
+      for (const offset of [1, 2]) assert.equal(yield* feeds.remove("b", offset), true)
+      clock.now += 5_000
+      yield* trim("b")
+      assert.equal((yield* feeds.metadata("b")).count, 0)
+      const records = yield* Effect.gen(function*() {
+        const store = yield* KeyValueStore
+        const runtime = yield* EntityRuntime
+        return (yield* store.scan(String(runtime.shardOf(Aging.type, "b")), `${Aging.type}.records`, { prefix: Buffer.from("b\u0000") })).length
+      })
+      assert.equal(records, 1, "only the tail remains")
     }))
   })
 
