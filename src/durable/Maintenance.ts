@@ -1,7 +1,6 @@
 /**
- * Scheduled maintenance on BullMQ job schedulers: each task (feed retention trimming, periodic
- * dumps, or any Effect of the application's, such as compaction or index merges once their
- * entities offer them) is a scheduler, which makes one job per period with an id of its own
+ * Scheduled maintenance on BullMQ job schedulers: each task (feed retention trimming, feed record
+ * compaction, periodic dumps, or any Effect of the application's) is a scheduler, which makes one job per period with an id of its own
  * (`repeat:<task>:<millis>`), so however many workers run this layer a period runs once (again only
  * if the worker running it crashed mid-run). Runs are counted in metrics (`/metrics`, `/v1/stats`)
  * and `status` lists every schedule with its next run for the dashboard.
@@ -322,7 +321,8 @@ export const feedRetention = <A, I>(type: Feed.FeedType<A, I>, schedule: Schedul
 /**
  * Record compaction for a feed type: every feed of it is sent `Compact`, which merges the small
  * records of feeds appended to one item per commit round, in bounded steps from where the last
- * run stopped (a compacted feed costs one record read per run).
+ * run stopped: a feed with nothing new to merge costs its activation and a few reads, no write.
+ * Each run wakes every feed of the type (at most `entitiesPerRunMax`, listed from the start).
  */
 export const feedCompaction = <A, I>(type: Feed.FeedType<A, I>, schedule: Schedule, options: BroadcastOptions = {}): Task<Messenger | KeyValueStore> =>
   everyFeed(type, "Compact", `compaction.${type.type}`, `merges the small records of the feeds of ${type.type}`, schedule, options)

@@ -119,7 +119,8 @@ export interface FeedClient<A, I> {
   /**
    * One bounded compaction step: merges runs of small records (a feed appended to one item per
    * commit gets a record per item) into records of up to the type's limits. `more` is true when
-   * the step stopped at its bound; the feed then continues by itself after its queued messages.
+   * the step read its bound of records (`compactRecordsMax`), so more may be left; the feed then
+   * goes on by itself, one step per message, after the messages queued meanwhile.
    */
   readonly compact: (feed: string) => Effect.Effect<FeedMessages.CompactResult, EntityClient.AskError<Messages<A, I>["Compact"]>>
 }

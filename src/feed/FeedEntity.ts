@@ -40,6 +40,25 @@ export interface FeedLimits {
 /** The default bounds. */
 export const defaultLimits: FeedLimits = { appendItemsMax: 1_000, pageLimitMax: 1_000, recordEntriesMax: 256, recordBytesMax: 64 * 1024, compactRecordsMax: 256 }
 
+/** What each bound may be: a record's entry count is stored in 16 bits; a step must pass its first record. */
+const LIMIT_RANGES: { readonly [K in keyof FeedLimits]: readonly [number, number] } = {
+  appendItemsMax: [1, 10_000],
+  pageLimitMax: [1, 10_000],
+  recordEntriesMax: [1, 65_535],
+  recordBytesMax: [1, 16 * 1024 * 1024],
+  compactRecordsMax: [2, 10_000]
+}
+
+/** Checks a feed type's bounds; a bad one is a programming error, thrown with the field named. */
+export const checkLimits = (type: string, limits: FeedLimits): void => {
+  for (const [field, [min, max]] of Object.entries(LIMIT_RANGES) as Array<[keyof FeedLimits, readonly [number, number]]>) {
+    const value = limits[field]
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new Error(`feed type ${type}: limits.${field} must be an integer from ${min} to ${max}, not ${String(value)}`)
+    }
+  }
+}
+
 /** How long entries are kept; trimming runs in the background after appends. */
 export interface Retention {
   readonly maxEntries?: number | undefined
@@ -121,11 +140,12 @@ export const behavior = <A, I>(
   } = {}
 ) => {
   const limits = { ...defaultLimits, ...options.limits }
+  checkLimits(entity.type, limits)
   const codec = makeCodec(entry)
   const clock = options.clock ?? Date.now
   const retention = options.retention ?? {}
-  // Two at least: a step then always ends past its first record or having merged one.
-  const compactRecordsMax = Math.max(2, limits.compactRecordsMax)
+  // Two at least (checked): a step then always ends past its first record or having merged one.
+  const compactRecordsMax = limits.compactRecordsMax
 
   const toEntry = (stored: Record.StoredEntry) => ({
     offset: stored.offset,
@@ -599,8 +619,9 @@ export const behavior = <A, I>(
    * records before the tail and merges each run of contiguous records whose entries and bytes fit
    * one record into the first of the run. Offsets are positions in a record, so only records with
    * no gap between them merge; tombstones are kept (offsets never shift). The tail is left alone:
-   * it is the record appends extend. Records before the new mark are closed (full, or followed by
-   * a gap), so the next step starts at the last record written, which may still grow.
+   * it is the record appends extend. Each step moves the mark to its last run, the only record
+   * of the step that may still grow; records before the mark are not read again, so room that
+   * later removals free in them (tombstones keep no value bytes) is not reclaimed by merging.
    */
   function compact(context: Entity.DirectContext<FeedState>) {
     return Effect.gen(function*() {
@@ -645,7 +666,8 @@ export const behavior = <A, I>(
       }
       yield* close()
       const more = records.length === compactRecordsMax
-      if (run !== undefined) yield* context.view.put(COMPACTED, "", Record.recordKey(generation, run.firstOffset))
+      // A feed with nothing new to merge costs reads only: the mark is written when it moves.
+      if (run !== undefined && run.firstOffset !== from) yield* context.view.put(COMPACTED, "", Record.recordKey(generation, run.firstOffset))
       // The rest runs as later messages, after whatever the feed was sent meanwhile.
       if (more) yield* selfSend(context, "Compact", undefined)
       return { merged, more }

@@ -110,6 +110,13 @@ describe("feeds", () => {
     }))
   }, 300_000)
 
+  it("refuses a feed type whose limits the record format or compaction cannot honour, naming the limit", () => {
+    assert.throws(() => Feed.define("huge", { entry: Schema.Number, limits: { recordEntriesMax: 70_000 } }), /limits\.recordEntriesMax must be an integer from 1 to 65535/)
+    assert.throws(() => Feed.define("tiny", { entry: Schema.Number, limits: { compactRecordsMax: 1 } }), /limits\.compactRecordsMax/)
+    assert.throws(() => Feed.define("nan", { entry: Schema.Number, limits: { recordBytesMax: Number.NaN } }), /limits\.recordBytesMax/)
+    assert.doesNotThrow(() => Feed.define("fine", { entry: Schema.Number, limits: { recordEntriesMax: 65_535, compactRecordsMax: 2 } }))
+  })
+
   it("refuses every bad input with a typed error naming the field, and writes nothing", async () => {
     await run(node(), Effect.gen(function*() {
       const feeds = yield* Feed.client(Feed.Json)
