@@ -60,6 +60,8 @@ export class NodeConfigError extends Error {
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"])
 const COMPACT_EVERY_DEFAULT = 600
+/** Not `Maintenance`'s default queue, so an application's own maintenance on the same Redis is apart. */
+const BUILT_IN_MAINTENANCE_QUEUE = "shardfeed-builtin-maintenance"
 const COMPACT_EVERY_MAX = 365 * 24 * 3_600
 
 /** Refuses settings that would be unsafe or invalid. */
@@ -129,10 +131,13 @@ export const durableRoutes: ReadonlyArray<
  * Durable work over `services` (whose messenger delivers it), through the Redis at `url`, under
  * the BullMQ key prefix `prefix`: durable messages, and maintenance that compacts the records of
  * the API's feeds every `compactEverySeconds` (once per period however many processes run it).
+ * The built-in maintenance has a queue of its own, whose schedules only this code sets: each
+ * process registers its own period (the last one started wins) and 0 removes the schedule.
  */
 const withDurable = <E>(services: Layer.Layer<NodeServices, E>, url: string, prefix: string, compactEverySeconds = COMPACT_EVERY_DEFAULT) => {
   const tasks = compactEverySeconds === 0 ? [] : [Maintenance.feedCompaction(Feed.Json, { everyMillis: compactEverySeconds * 1_000 })]
-  return Layer.mergeAll(DurableMessages.layer({ url, config: { prefix } satisfies Partial<DurableConfig.DurableConfig> }), Maintenance.layer({ url, prefix, tasks })).pipe(
+  const maintenance = Maintenance.layer({ url, prefix, queueName: BUILT_IN_MAINTENANCE_QUEUE, tasks, prune: true })
+  return Layer.mergeAll(DurableMessages.layer({ url, config: { prefix } satisfies Partial<DurableConfig.DurableConfig> }), maintenance).pipe(
     Layer.provideMerge(services)
   )
 }

@@ -4,6 +4,7 @@
  * every command explains itself with `--help`.
  * Method: the compiled CLI in real child processes, over temp directories and free ports.
  */
+import { Queue } from "bullmq"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as Path from "node:path"
 import { promisify } from "node:util"
@@ -144,6 +145,23 @@ describe("shardfeed CLI", () => {
     } finally {
       durable.child.kill("SIGTERM")
       assert.equal(await exited(durable.child), 0, durable.output())
+    }
+    // The built-in schedule lives in Redis; a node started with --compact-every 0 removes it.
+    const redisUrl = new URL(inject("redisUrl"))
+    const schedules = new Queue("shardfeed-builtin-maintenance", { connection: { host: redisUrl.hostname, port: Number(redisUrl.port) }, prefix: "shardfeed" })
+    try {
+      assert.deepEqual((await schedules.getJobSchedulers()).map((scheduler) => scheduler.key), ["compaction.feed"])
+      const off = await serve(tempDir("cli-compact-off"), ["--redis", inject("redisUrl"), "--compact-every", "0"])
+      try {
+        assert.deepEqual((await schedules.getJobSchedulers()).map((scheduler) => scheduler.key), [])
+        const maintenance = await call(off.base, "GET", "/v1/maintenance")
+        assert.deepEqual(maintenance.body, { schedules: [] })
+      } finally {
+        off.child.kill("SIGTERM")
+        assert.equal(await exited(off.child), 0, off.output())
+      }
+    } finally {
+      await schedules.close()
     }
   }, 60_000)
 })
