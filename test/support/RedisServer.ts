@@ -47,8 +47,10 @@ export const freePort = async (options: { readonly bus?: boolean } = {}): Promis
   for (let attempt = 0; attempt < 100; attempt++) {
     const port = await probe(0)
     if (port === undefined || handedOut.has(port)) continue
-    if (options.bus === true && (port + BUS_OFFSET > 65_535 || (await probe(port + BUS_OFFSET)) === undefined)) continue
+    const bus = port + BUS_OFFSET
+    if (options.bus === true && (bus > 65_535 || handedOut.has(bus) || (await probe(bus)) === undefined)) continue
     handedOut.add(port)
+    if (options.bus === true) handedOut.add(bus)
     return port
   }
   throw new Error("no free loopback port after 100 tries")
@@ -101,12 +103,13 @@ const startServer = async (options: ServerOptions): Promise<ChildProcess> => {
   const child = spawn("redis-server", args, { stdio: "ignore" })
   // The server answering must be this one: a server that lost the port to another process exits,
   // and a ping alone would reach the other process's server.
-  const pid = await answeringPid(options.port, 10_000, () => child.exitCode !== null || child.signalCode !== null)
-  if (pid !== child.pid) {
-    await stopChild(child)
-    throw new PortTaken(options.port)
-  }
-  return child
+  const exited = () => child.exitCode !== null || child.signalCode !== null
+  const pid = await answeringPid(options.port, 10_000, exited)
+  if (pid === child.pid) return child
+  const lost = exited() || pid !== undefined
+  await stopChild(child)
+  if (lost) throw new PortTaken(options.port)
+  throw new Error(`redis-server on port ${options.port} did not answer within 10 s`)
 }
 
 /** Another process took the port first. */
