@@ -14,9 +14,16 @@ export class MalformedJson {
 
 const isDigit = (code: number) => code >= 48 && code <= 57
 
+/**
+ * Where a long nonce literal may be: `"nonce"`, a colon and 16 digits. The regular expression runs
+ * natively and rules out most bodies; a match (even inside a string value) only means the exact
+ * scan below runs, so it cannot change an answer.
+ */
+const MAYBE_LONG_NONCE = /"nonce"[ \t\r\n]*:[ \t\r\n]*[0-9]{16}/
+
 /** Quotes long integer literals that are values of `"nonce"` keys. */
 export const quoteLongNonces = (text: string): string => {
-  if (!text.includes("\"nonce\"")) return text
+  if (!MAYBE_LONG_NONCE.test(text)) return text
   let out = ""
   let copied = 0
   let lastString = ""

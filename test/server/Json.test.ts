@@ -1,0 +1,46 @@
+/**
+ * Goal: request bodies keep nonces above 2^53 exact, whatever the whitespace around them, and
+ * nothing else in a body changes.
+ * Method: seeded random append bodies (nonces of 1 to 40 digits, JSON whitespace around the
+ * colon, the word "nonce" inside string values and as a key of values) parsed by `Json.parse`;
+ * every nonce of 16 digits or more must come back as its exact decimal string, every shorter
+ * one as a number, and every value as written.
+ */
+import { strict as assert } from "node:assert"
+import { describe, it } from "vitest"
+import * as Json from "../../src/server/Json.js"
+
+const random = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+
+describe("request JSON", () => {
+  it("quotes exactly the nonce literals of 16 digits or more", () => {
+    const seed = Number(process.env.JSON_SEED ?? Date.now() % 1_000_000)
+    const next = random(seed)
+    const spaces = [" ", "\t", "\n", "\r\n", ""]
+    const space = () => spaces[Math.floor(next() * spaces.length)]!
+    for (let body = 0; body < 500; body++) {
+      const expected: Array<{ nonce: string | number; value: unknown }> = []
+      const items: Array<string> = []
+      for (let i = 0; i < 1 + Math.floor(next() * 5); i++) {
+        const digits = 1 + Math.floor(next() * 40)
+        const nonce = String(1 + Math.floor(next() * 9)) + Array.from({ length: digits - 1 }, () => Math.floor(next() * 10)).join("")
+        const value = next() < 0.5 ? `"nonce": ${nonce}` : { nonce: Number(nonce.slice(0, 10)), text: "\"nonce\":1234567890123456789" }
+        items.push(`{"value":${JSON.stringify(value)},${space()}"nonce"${space()}:${space()}${nonce}${space()}}`)
+        expected.push({ nonce: digits >= 16 ? nonce : Number(nonce), value })
+      }
+      const parsed = Json.parse(`{"items":[${items.join(",")}]}`) as { items: Array<{ nonce: unknown; value: unknown }> }
+      assert.deepEqual(parsed.items, expected, `seed ${seed}, body ${body}`)
+    }
+  })
+
+  it("leaves bodies without long nonces as they are, and reports malformed JSON", () => {
+    const text = "{\"items\":[{\"value\":\"nonce\",\"nonce\":123456789012345}]}"
+    assert.equal(Json.quoteLongNonces(text), text)
+    assert.ok(Json.parse("{\"items\":[") instanceof Json.MalformedJson)
+  })
+})
