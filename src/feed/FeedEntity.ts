@@ -92,6 +92,8 @@ const checkOffset = (offset: unknown): InvalidArgument | undefined =>
 /** The encoded form of the parts of a feed entity's behaviour that depend on its entry schema. */
 interface Codec<A> {
   readonly encode: (value: A, field: string) => Effect.Effect<Uint8Array, InvalidArgument>
+  /** The same without an Effect per value, where encoding is synchronous (undefined: refused). */
+  readonly encodeSync?: ((value: A) => Uint8Array | undefined) | undefined
   readonly decode: (bytes: Uint8Array) => A
 }
 
@@ -115,6 +117,7 @@ const makeCodec = <A, I>(entry: Schema.Codec<A, I>): Codec<A> => {
     return {
       encode: (value, field) =>
         isJson(value) ? Effect.succeed(toBytes(JSON.stringify(value))) : Effect.fail(invalid(field, "must be a JSON value")),
+      encodeSync: (value) => (isJson(value) ? toBytes(JSON.stringify(value)) : undefined),
       decode: (bytes) => JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")) as A
     }
   }
@@ -240,7 +243,10 @@ export const behavior = <A, I>(
         if (item.timestamp !== undefined && !(typeof item.timestamp === "number" && item.timestamp >= 0 && item.timestamp <= TIMESTAMP_MAX)) {
           return yield* Effect.fail(invalid(`items[${i}].timestamp`, `must be milliseconds since the epoch, from 0 to ${TIMESTAMP_MAX}`))
         }
-        encoded.push({ value: yield* codec.encode(item.value, `items[${i}].value`), nonce, timestamp: item.timestamp })
+        const value = codec.encodeSync === undefined ? yield* codec.encode(item.value, `items[${i}].value`) : codec.encodeSync(item.value)
+        // Only the synchronous path answers undefined; the Effect one fails with its own message.
+        if (value === undefined) return yield* codec.encode(item.value, `items[${i}].value`)
+        encoded.push({ value, nonce, timestamp: item.timestamp })
       }
       // Duplicates first: a nonce not above the last accepted one (this call's included).
       let lastNonce = head.lastNonce === null ? undefined : BigInt(head.lastNonce)
@@ -311,30 +317,37 @@ export const behavior = <A, I>(
     return Effect.gen(function*() {
       const state = context.state
       const generation = state.head.generation
-      let tail = state.tail
-      let tailBytes = tail === undefined ? 0 : tail.entries.reduce((sum, entry) => sum + entry.value.length, 0)
-      let open = tail !== undefined && state.tailRound === context.writeRound
+      const tail = state.tail
       const written: Array<Record.FeedRecord> = []
+      // The record being filled: the open tail (copied once, not per entry), then new ones.
+      let start: Omit<Record.FeedRecord, "entries"> | undefined
+      let entries: Array<Record.StoredEntry> = []
+      let bytes = 0
+      if (tail !== undefined && state.tailRound === context.writeRound) {
+        start = tail
+        entries = [...tail.entries]
+        for (const entry of entries) bytes += entry.value.length
+      }
       for (let i = 0; i < fresh.length; i++) {
         const entry = fresh[i]!
-        const fits = open && tail!.entries.length < limits.recordEntriesMax && tailBytes + entry.value.length <= limits.recordBytesMax
-        if (fits) {
-          tail = { ...tail!, entries: [...tail!.entries, entry] }
-          if (written.length === 0) written.push(tail)
-          else written[written.length - 1] = tail
-        } else {
-          tail = { generation, firstOffset: entry.offset, nonceBefore: noncesBefore[i], entries: [entry] }
-          tailBytes = 0
-          written.push(tail)
-          open = true
+        const fits = start !== undefined && entries.length < limits.recordEntriesMax && bytes + entry.value.length <= limits.recordBytesMax
+        if (!fits) {
+          if (start !== undefined) written.push({ ...start, entries })
+          start = { generation, firstOffset: entry.offset, nonceBefore: noncesBefore[i] }
+          entries = []
+          bytes = 0
         }
-        tailBytes += entry.value.length
+        entries.push(entry)
+        bytes += entry.value.length
       }
+      const last: Record.FeedRecord = { generation, firstOffset: start!.firstOffset, nonceBefore: start!.nonceBefore, entries }
+      written.push(last)
       for (const record of written) yield* putRecord(context.view, record)
-      state.tail = tail
+      state.tail = last
       state.tailRound = context.writeRound
     })
   }
+
 
   // ------------------------------------------------------------------ remove
 

@@ -25,19 +25,39 @@ export const parse = (input: unknown, field: string): bigint | InvalidArgument =
   return value
 }
 
+const SAFE_LIMIT = BigInt(Number.MAX_SAFE_INTEGER)
+
 /** Minimal big-endian bytes of a nonce (0 is one zero byte). */
 export const toBytes = (nonce: bigint): Uint8Array => {
+  if (nonce <= SAFE_LIMIT) {
+    // Most nonces are sequence numbers or timestamps: plain number arithmetic, no BigInt per byte.
+    let rest = Number(nonce)
+    let length = 1
+    for (let probe = Math.floor(rest / 256); probe > 0; probe = Math.floor(probe / 256)) length++
+    const out = new Uint8Array(length)
+    for (let i = length - 1; i >= 0; i--) {
+      out[i] = rest % 256
+      rest = Math.floor(rest / 256)
+    }
+    return out
+  }
   const out: Array<number> = []
   let rest = nonce
   do {
-    out.unshift(Number(rest & 0xffn))
+    out.push(Number(rest & 0xffn))
     rest >>= 8n
   } while (rest > 0n)
-  return Uint8Array.from(out)
+  return Uint8Array.from(out.reverse())
 }
 
 /** Reads big-endian bytes as a nonce. */
 export const fromBytes = (bytes: Uint8Array, start = 0, length = bytes.length): bigint => {
+  if (length <= 6) {
+    // Up to 48 bits fit a number exactly.
+    let value = 0
+    for (let i = start; i < start + length; i++) value = value * 256 + bytes[i]!
+    return BigInt(value)
+  }
   let value = 0n
   for (let i = start; i < start + length; i++) value = (value << 8n) | BigInt(bytes[i]!)
   return value

@@ -1,0 +1,48 @@
+/**
+ * Goal: a nonce's stored bytes are minimal big-endian and read back to the same nonce, on both the
+ * number fast paths (up to 2^53-1 written, 48 bits read) and the BigInt paths, and keep order.
+ * Method: the boundaries of every path and seeded random nonces of every byte length, checked
+ * against a plain BigInt reference; byte order is compared with nonce order.
+ */
+import { strict as assert } from "node:assert"
+import { describe, it } from "vitest"
+import * as Nonce from "../../src/feed/internal/nonce.js"
+
+const reference = (nonce: bigint): Array<number> => {
+  const out: Array<number> = []
+  let rest = nonce
+  do {
+    out.unshift(Number(rest & 0xffn))
+    rest >>= 8n
+  } while (rest > 0n)
+  return out
+}
+
+describe("nonce bytes", () => {
+  it("are minimal big-endian, read back exactly, and sort like the nonces of one length", () => {
+    const nonces: Array<bigint> = [0n, 1n, 255n, 256n, 65_535n, 65_536n, 2n ** 48n - 1n, 2n ** 48n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 64n, Nonce.NONCE_MAX]
+    let seed = Number(process.env.NONCE_SEED ?? Date.now() % 1_000_000)
+    const next = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
+      return seed
+    }
+    for (let bytes = 1; bytes <= 16; bytes++) {
+      for (let i = 0; i < 50; i++) {
+        let value = BigInt(1 + (next() % 255))
+        for (let b = 1; b < bytes; b++) value = (value << 8n) | BigInt(next() % 256)
+        nonces.push(value)
+      }
+    }
+    for (const nonce of nonces) {
+      const encoded = Nonce.toBytes(nonce)
+      assert.deepEqual([...encoded], reference(nonce), `bytes of ${nonce}`)
+      assert.equal(Nonce.fromBytes(encoded), nonce, `read back ${nonce}`)
+      const framed = Uint8Array.from([9, ...encoded, 9])
+      assert.equal(Nonce.fromBytes(framed, 1, encoded.length), nonce, `read inside a record ${nonce}`)
+    }
+    const sameLength = nonces.filter((nonce) => Nonce.toBytes(nonce).length === 6).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    for (let i = 1; i < sameLength.length; i++) {
+      assert.ok(Buffer.compare(Nonce.toBytes(sameLength[i - 1]!), Nonce.toBytes(sameLength[i]!)) <= 0)
+    }
+  })
+})
