@@ -13,7 +13,7 @@ import type { Behavior, EntityType } from "../../actors/Entity.js"
 import * as Entity from "../../actors/Entity.js"
 import * as EntityClient from "../../actors/EntityClient.js"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
-import type { Messenger } from "../../actors/Messenger.js"
+import { Messenger, type MessengerShape } from "../../actors/Messenger.js"
 import { RuntimeConfig } from "../../actors/RuntimeConfig.js"
 import { partitionOf } from "../../actors/ShardId.js"
 import { prefixSuccessor, toBytes } from "../../persistence/internal/bytes.js"
@@ -21,6 +21,7 @@ import { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import { InvalidArgument, type ReadError } from "../../persistence/StoreError.js"
 import { behavior, type FeedLimits, type Retention } from "./FeedEntity.js"
 import * as FeedMessages from "./FeedMessages.js"
+import { AppendQueue } from "./internal/appendQueue.js"
 import * as Head from "./internal/head.js"
 
 /** A feed type: its name, entry schema, messages and behaviour. */
@@ -34,7 +35,7 @@ export interface FeedType<A, I> {
 }
 
 type Messages<A, I> = ReturnType<typeof FeedMessages.make<A, I>>
-type FeedRpcs<A, I> = Messages<A, I>["Append" | "Get" | "Remove" | "Page" | "Metadata" | "Delete" | "Trim" | "Compact" | "Purge"]
+type FeedRpcs<A, I> = Messages<A, I>["Append" | "AppendBatches" | "Get" | "Remove" | "Page" | "Metadata" | "Delete" | "Trim" | "Compact" | "Purge"]
 
 /** Options of a feed type. */
 export interface FeedOptions<A, I> {
@@ -51,7 +52,7 @@ const NAME = /^[a-z][a-z0-9-]{0,47}$/
 const make = <A, I>(type: string, options: FeedOptions<A, I>): FeedType<A, I> => {
   const messages = FeedMessages.make(options.entry)
   const entity = Entity.make(type, [
-    messages.Append, messages.Get, messages.Remove, messages.Page, messages.Metadata, messages.Delete, messages.Trim, messages.Compact, messages.Purge
+    messages.Append, messages.AppendBatches, messages.Get, messages.Remove, messages.Page, messages.Metadata, messages.Delete, messages.Trim, messages.Compact, messages.Purge
   ]) as EntityType<string, FeedRpcs<A, I>>
   return {
     type,
@@ -127,23 +128,40 @@ export interface FeedClient<A, I> {
 
 const nonceWire = (nonce: number | string | bigint | undefined) => (typeof nonce === "bigint" ? nonce.toString() : nonce)
 
-/** A client for the feeds of `type`. */
+/** One appender per messenger and feed type, so every client of a process coalesces with the others. */
+const appendQueues = new WeakMap<MessengerShape, Map<string, AppendQueue>>()
+
+const appendQueueFor = (messenger: MessengerShape, type: string, timeoutMillis: number): AppendQueue => {
+  let byType = appendQueues.get(messenger)
+  if (byType === undefined) appendQueues.set(messenger, (byType = new Map()))
+  let queue = byType.get(type)
+  if (queue === undefined) byType.set(type, (queue = new AppendQueue(messenger, type, timeoutMillis)))
+  return queue
+}
+
+/**
+ * A client for the feeds of `type`. Appends to one feed made while another is in flight (from any
+ * client of this process) are sent together when it is answered, each keeping its own outcome:
+ * see `internal/appendQueue.ts`.
+ */
 export const client = <A, I>(type: FeedType<A, I>): Effect.Effect<FeedClient<A, I>, never, Messenger> =>
-  Effect.map(EntityClient.make(type.entity), (entities): FeedClient<A, I> => {
+  Effect.gen(function*() {
+    const entities = yield* EntityClient.make(type.entity)
+    const appender = appendQueueFor(yield* Messenger, type.type, (yield* RuntimeConfig).askTimeoutMillis)
     const ask = entities.ask as unknown as (id: string, tag: string, payload?: unknown) => Effect.Effect<any, any>
     return {
       append: (feed, items) =>
-        Effect.map(
-          ask(feed, "Append", { items: items.map((item) => ({ value: item.value, nonce: nonceWire(item.nonce), timestamp: item.timestamp })) }),
-          (reply: { readonly results: ReadonlyArray<FeedMessages.AppendResult> }) => reply.results
-        ),
+        appender.append(feed, items.map((item) => ({ value: item.value, nonce: nonceWire(item.nonce), timestamp: item.timestamp }))) as Effect.Effect<
+          ReadonlyArray<FeedMessages.AppendResult>,
+          any
+        >,
       get: (feed, offset) => ask(feed, "Get", { offset }),
       remove: (feed, offset) => Effect.map(ask(feed, "Remove", { offset }), (reply: { readonly removed: boolean }) => reply.removed),
       page: (feed, options = {}) => ask(feed, "Page", { ...options, nonce: nonceWire(options.nonce) }),
       metadata: (feed) => ask(feed, "Metadata"),
       delete: (feed) => Effect.map(ask(feed, "Delete"), (reply: { readonly deleted: boolean }) => reply.deleted),
       compact: (feed) => ask(feed, "Compact")
-    }
+    } satisfies FeedClient<A, I>
   }) as unknown as Effect.Effect<FeedClient<A, I>, never, Messenger>
 
 /** Options of `list`. */

@@ -9,14 +9,14 @@
  * write. Appends in one group-commit round extend the same record, so they cost one store write;
  * a feed appended to one item per round gets a record per item, which `Compact` later merges.
  */
-import { Effect, Schema } from "effect"
+import { Effect, Result, Schema } from "effect"
 import * as Entity from "../../actors/Entity.js"
 import { Messenger } from "../../actors/Messenger.js"
 import { toBytes } from "../../persistence/internal/bytes.js"
 import { InvalidArgument } from "../../persistence/StoreError.js"
 import type { StoreView } from "../../persistence/StoreView.js"
 import { EntryNotFound, FeedNotFound, InvalidCursor, TimestampTooOld } from "./FeedError.js"
-import type * as FeedMessages from "./FeedMessages.js"
+import * as FeedMessages from "./FeedMessages.js"
 import * as Cursor from "./internal/cursor.js"
 import * as Head from "./internal/head.js"
 import * as Navigate from "./internal/navigate.js"
@@ -89,11 +89,18 @@ const invalid = (field: string, message: string) => new InvalidArgument({ field,
 const checkOffset = (offset: unknown): InvalidArgument | undefined =>
   typeof offset === "number" && Number.isSafeInteger(offset) && offset >= 1 ? undefined : invalid("offset", "must be an integer from 1")
 
+/** One item of an append as the entity receives it. */
+interface AppendInput<A> {
+  readonly value: A
+  readonly nonce?: number | string | undefined
+  readonly timestamp?: number | undefined
+}
+
 /** The encoded form of the parts of a feed entity's behaviour that depend on its entry schema. */
 interface Codec<A> {
   readonly encode: (value: A, field: string) => Effect.Effect<Uint8Array, InvalidArgument>
-  /** The same without an Effect per value, where encoding is synchronous (undefined: refused). */
-  readonly encodeSync?: ((value: A) => Uint8Array | undefined) | undefined
+  /** The same without an Effect per value, where encoding is synchronous: the bytes, or why not. */
+  readonly encodeSync?: ((value: A) => Uint8Array | string) | undefined
   readonly decode: (bytes: Uint8Array) => A
 }
 
@@ -117,7 +124,7 @@ const makeCodec = <A, I>(entry: Schema.Codec<A, I>): Codec<A> => {
     return {
       encode: (value, field) =>
         isJson(value) ? Effect.succeed(toBytes(JSON.stringify(value))) : Effect.fail(invalid(field, "must be a JSON value")),
-      encodeSync: (value) => (isJson(value) ? toBytes(JSON.stringify(value)) : undefined),
+      encodeSync: (value) => (isJson(value) ? toBytes(JSON.stringify(value)) : "must be a JSON value"),
       decode: (bytes) => JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")) as A
     }
   }
@@ -171,8 +178,10 @@ export const behavior = <A, I>(
         return { head, tail, tailRound: -1, trimRequestedAt: undefined } satisfies FeedState
       }),
     handlers: {
-      Append: ({ items }: { readonly items: ReadonlyArray<{ readonly value: A; readonly nonce?: number | string | undefined; readonly timestamp?: number | undefined }> }, context: Entity.DirectContext<FeedState>) =>
+      Append: ({ items }: { readonly items: ReadonlyArray<AppendInput<A>> }, context: Entity.DirectContext<FeedState>) =>
         append(context, items),
+      AppendBatches: ({ calls }: { readonly calls: ReadonlyArray<{ readonly items: ReadonlyArray<AppendInput<A>> }> }, context: Entity.DirectContext<FeedState>) =>
+        appendBatches(context, calls),
       Get: ({ offset }: { readonly offset: number }, context: Entity.DirectContext<FeedState>) =>
         Effect.gen(function*() {
           const bad = checkOffset(offset)
@@ -224,91 +233,169 @@ export const behavior = <A, I>(
 
   // ------------------------------------------------------------------ append
 
-  function append(
-    context: Entity.DirectContext<FeedState>,
-    items: ReadonlyArray<{ readonly value: A; readonly nonce?: number | string | undefined; readonly timestamp?: number | undefined }>
-  ) {
+  /**
+   * Each call as an append of its own, in order: a call refused for its input (its field named)
+   * or for a stale timestamp writes nothing and the others go on; any other failure (the store)
+   * fails the message, as it would fail a lone append.
+   */
+  function appendBatches(context: Entity.DirectContext<FeedState>, calls: ReadonlyArray<{ readonly items: ReadonlyArray<AppendInput<A>> }>) {
     return Effect.gen(function*() {
-      if (!Array.isArray(items) || items.length === 0 || items.length > limits.appendItemsMax) {
-        return yield* Effect.fail(invalid("items", `must hold 1 to ${limits.appendItemsMax} items`))
+      if (!Array.isArray(calls) || calls.length === 0 || calls.length > FeedMessages.APPEND_CALLS_MAX) {
+        return yield* Effect.fail(invalid("calls", `must hold 1 to ${FeedMessages.APPEND_CALLS_MAX} calls`))
       }
-      const state = context.state
-      const head = state.head
-      // Check everything first: a bad item anywhere writes nothing.
-      const encoded: Array<{ value: Uint8Array; nonce: bigint | undefined; timestamp: number | undefined }> = []
-      for (let i = 0; i < items.length; i++) {
-        const item = items[i]!
-        const nonce = item.nonce === undefined ? undefined : Nonce.parse(item.nonce, `items[${i}].nonce`)
-        if (nonce instanceof InvalidArgument) return yield* Effect.fail(nonce)
-        if (item.timestamp !== undefined && !(typeof item.timestamp === "number" && item.timestamp >= 0 && item.timestamp <= TIMESTAMP_MAX)) {
-          return yield* Effect.fail(invalid(`items[${i}].timestamp`, `must be milliseconds since the epoch, from 0 to ${TIMESTAMP_MAX}`))
-        }
-        const value = codec.encodeSync === undefined ? yield* codec.encode(item.value, `items[${i}].value`) : codec.encodeSync(item.value)
-        // Only the synchronous path answers undefined; the Effect one fails with its own message.
-        if (value === undefined) return yield* codec.encode(item.value, `items[${i}].value`)
-        encoded.push({ value, nonce, timestamp: item.timestamp })
-      }
-      // Duplicates first: a nonce not above the last accepted one (this call's included).
-      let lastNonce = head.lastNonce === null ? undefined : BigInt(head.lastNonce)
-      const accepted = encoded.map((item) => {
-        if (item.nonce === undefined) return true
-        if (lastNonce !== undefined && item.nonce <= lastNonce) return false
-        lastNonce = item.nonce
-        return true
-      })
-      // Then timestamps, over the accepted items only.
-      const now = clock()
-      let lastTimestamp = head.lastTimestamp
-      const timestamps: Array<number> = []
-      for (let i = 0; i < encoded.length; i++) {
-        if (!accepted[i]) {
-          timestamps.push(0)
-          continue
-        }
-        const given = encoded[i]!.timestamp
-        if (given !== undefined && given < lastTimestamp) {
-          return yield* Effect.fail(new TimestampTooOld({ field: `items[${i}].timestamp`, timestamp: given, last: lastTimestamp }))
-        }
-        lastTimestamp = given ?? Math.max(now, lastTimestamp)
-        timestamps.push(lastTimestamp)
-      }
-      let offset = head.nextOffset
-      let nonceBefore = head.lastNonce === null ? undefined : BigInt(head.lastNonce)
-      const results: Array<FeedMessages.AppendResult> = []
+      const outcomes: Array<{ ok: true; results: ReadonlyArray<FeedMessages.AppendResult> } | { ok: false; error: InvalidArgument | TimestampTooOld }> = []
+      // Each call is planned against the head the calls before it left; all are written at once.
+      let head = context.state.head
       const fresh: Array<Record.StoredEntry> = []
       const noncesBefore: Array<bigint | undefined> = []
-      encoded.forEach((item, i) => {
-        if (!accepted[i]) {
-          results.push({ duplicate: true })
-          return
+      for (const call of calls) {
+        const planned = codec.encodeSync !== undefined
+          ? decide(head, call?.items, codec.encodeSync)
+          : Result.merge(yield* Effect.result(plan(head, call?.items)))
+        if (!("next" in planned)) {
+          outcomes.push({ ok: false, error: planned })
+          continue
         }
-        noncesBefore.push(nonceBefore)
-        fresh.push({ offset, timestamp: timestamps[i]!, nonce: item.nonce, value: item.value, removed: false })
-        results.push({ offset, timestamp: timestamps[i]! })
-        if (item.nonce !== undefined) nonceBefore = item.nonce
-        offset++
-      })
-      if (fresh.length === 0) return { results }
-      yield* writeEntries(context, fresh, noncesBefore)
-      const bytes = fresh.reduce((sum, entry) => sum + entry.value.length, 0)
-      const first = fresh[0]!
-      const last = fresh[fresh.length - 1]!
-      const next: Head.Head = {
-        ...head,
-        nextOffset: offset,
-        count: head.count + fresh.length,
-        bytes: head.bytes + bytes,
-        firstOffset: head.firstOffset ?? first.offset,
-        minTimestamp: head.minTimestamp ?? first.timestamp,
-        lastOffset: last.offset,
-        maxTimestamp: last.timestamp,
-        lastTimestamp,
-        lastNonce: lastNonce === undefined ? null : lastNonce.toString()
+        head = planned.next
+        for (const entry of planned.fresh) fresh.push(entry)
+        for (const nonce of planned.noncesBefore) noncesBefore.push(nonce)
+        outcomes.push({ ok: true, results: planned.results })
       }
+      yield* write(context, fresh, noncesBefore, head)
+      return { outcomes }
+    })
+  }
+
+  function append(context: Entity.DirectContext<FeedState>, items: ReadonlyArray<AppendInput<A>>) {
+    return Effect.gen(function*() {
+      const planned = yield* plan(context.state.head, items)
+      yield* write(context, planned.fresh, planned.noncesBefore, planned.next)
+      return { results: planned.results }
+    })
+  }
+
+  /** An append decided: its results, its fresh entries (with the nonce before each), the head after it. */
+  interface Planned {
+    readonly results: ReadonlyArray<FeedMessages.AppendResult>
+    readonly fresh: ReadonlyArray<Record.StoredEntry>
+    readonly noncesBefore: ReadonlyArray<bigint | undefined>
+    readonly next: Head.Head
+  }
+
+  /** Decides an append against `head` without writing; fails, deciding nothing, on any bad item. */
+  function plan(head: Head.Head, items: ReadonlyArray<AppendInput<A>>): Effect.Effect<Planned, InvalidArgument | TimestampTooOld> {
+    if (codec.encodeSync !== undefined) {
+      return Effect.suspend(() => {
+        const planned = decide(head, items, codec.encodeSync!)
+        return "next" in planned ? Effect.succeed(planned) : Effect.fail(planned)
+      })
+    }
+    // An encoding that is an Effect: values first (each failure kept for its turn), then the rest.
+    const count = Array.isArray(items) && items.length <= limits.appendItemsMax ? items.length : 0
+    return Effect.flatMap(
+      Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) =>
+        Effect.match(codec.encode(items[i]!.value, `items[${i}].value`), { onFailure: (error) => error, onSuccess: (bytes) => bytes })),
+      (values) => {
+        const planned = decide(head, items, (_, i) => values[i]!)
+        return "next" in planned ? Effect.succeed(planned) : Effect.fail(planned)
+      }
+    )
+  }
+
+  /** `plan` without Effects: checks item by item (nonce, timestamp, value), then decides. */
+  function decide(
+    head: Head.Head,
+    items: ReadonlyArray<AppendInput<A>>,
+    encodeValue: (value: A, index: number) => Uint8Array | InvalidArgument | string
+  ): Planned | InvalidArgument | TimestampTooOld {
+    if (!Array.isArray(items) || items.length === 0 || items.length > limits.appendItemsMax) {
+      return invalid("items", `must hold 1 to ${limits.appendItemsMax} items`)
+    }
+    // Check everything first: a bad item anywhere writes nothing.
+    const encoded: Array<{ value: Uint8Array; nonce: bigint | undefined; timestamp: number | undefined }> = []
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!
+      const nonce = item.nonce === undefined ? undefined : Nonce.parse(item.nonce, `items[${i}].nonce`)
+      if (nonce instanceof InvalidArgument) return nonce
+      if (item.timestamp !== undefined && !(typeof item.timestamp === "number" && item.timestamp >= 0 && item.timestamp <= TIMESTAMP_MAX)) {
+        return invalid(`items[${i}].timestamp`, `must be milliseconds since the epoch, from 0 to ${TIMESTAMP_MAX}`)
+      }
+      const value = encodeValue(item.value, i)
+      if (typeof value === "string") return invalid(`items[${i}].value`, value)
+      if (value instanceof InvalidArgument) return value
+      encoded.push({ value, nonce, timestamp: item.timestamp })
+    }
+    // Duplicates first: a nonce not above the last accepted one (this call's included).
+    const lastNonceBefore = head.lastNonce === null ? undefined : BigInt(head.lastNonce)
+    let lastNonce = lastNonceBefore
+    const accepted: Array<boolean> = []
+    for (const item of encoded) {
+      const isNew = item.nonce === undefined || lastNonce === undefined || item.nonce > lastNonce
+      if (isNew && item.nonce !== undefined) lastNonce = item.nonce
+      accepted.push(isNew)
+    }
+    // Then timestamps, over the accepted items only.
+    const now = clock()
+    let lastTimestamp = head.lastTimestamp
+    const timestamps: Array<number> = []
+    for (let i = 0; i < encoded.length; i++) {
+      if (!accepted[i]) {
+        timestamps.push(0)
+        continue
+      }
+      const given = encoded[i]!.timestamp
+      if (given !== undefined && given < lastTimestamp) {
+        return new TimestampTooOld({ field: `items[${i}].timestamp`, timestamp: given, last: lastTimestamp })
+      }
+      lastTimestamp = given ?? Math.max(now, lastTimestamp)
+      timestamps.push(lastTimestamp)
+    }
+    let offset = head.nextOffset
+    let nonceBefore = lastNonceBefore
+    const results: Array<FeedMessages.AppendResult> = []
+    const fresh: Array<Record.StoredEntry> = []
+    const noncesBefore: Array<bigint | undefined> = []
+    let bytes = 0
+    for (let i = 0; i < encoded.length; i++) {
+      const item = encoded[i]!
+      if (!accepted[i]) {
+        results.push({ duplicate: true })
+        continue
+      }
+      noncesBefore.push(nonceBefore)
+      fresh.push({ offset, timestamp: timestamps[i]!, nonce: item.nonce, value: item.value, removed: false })
+      results.push({ offset, timestamp: timestamps[i]! })
+      bytes += item.value.length
+      if (item.nonce !== undefined) nonceBefore = item.nonce
+      offset++
+    }
+    if (fresh.length === 0) return { results, fresh, noncesBefore, next: head }
+    const first = fresh[0]!
+    const last = fresh[fresh.length - 1]!
+    // Every field spelled out: a spread and overrides is the slow path of object creation in V8.
+    const next: Head.Head = {
+      generation: head.generation,
+      nextOffset: offset,
+      count: head.count + fresh.length,
+      bytes: head.bytes + bytes,
+      firstOffset: head.firstOffset ?? first.offset,
+      lastOffset: last.offset,
+      minTimestamp: head.minTimestamp ?? first.timestamp,
+      maxTimestamp: last.timestamp,
+      lastTimestamp,
+      lastNonce: lastNonce === lastNonceBefore ? head.lastNonce : String(lastNonce)
+    }
+    return { results, fresh, noncesBefore, next }
+  }
+
+  /** Writes planned entries and the head after them (nothing when there are none). */
+  function write(context: Entity.DirectContext<FeedState>, fresh: ReadonlyArray<Record.StoredEntry>, noncesBefore: ReadonlyArray<bigint | undefined>, next: Head.Head) {
+    return Effect.gen(function*() {
+      if (fresh.length === 0) return
+      yield* writeEntries(context, fresh, noncesBefore)
       yield* putHead(context.view, next)
       context.state.head = next
       yield* scheduleTrimIfDue(context)
-      return { results }
     })
   }
 

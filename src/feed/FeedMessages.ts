@@ -1,6 +1,7 @@
 /**
  * The messages of a feed entity type, as `effect/rpc` definitions built from the feed's entry
- * schema: append, get, remove, page, metadata, delete, compaction of small records, and the
+ * schema: append (one call, or several coalesced), get, remove, page, metadata, delete, compaction
+ * of small records, and the
  * internal trim and purge steps of retention and deletion. Their schemas are the wire format of the HTTP API and of messages
  * between workers.
  */
@@ -31,6 +32,9 @@ export const FeedMetadata = Schema.Struct({
   bytes: Schema.Number
 })
 export type FeedMetadata = typeof FeedMetadata.Type
+
+/** Calls in one `AppendBatches` message at most. */
+export const APPEND_CALLS_MAX = 1_000
 
 /** What one compaction step did: records merged into their predecessors, and whether more remain. */
 export const CompactResult = Schema.Struct({ merged: Schema.Number, more: Schema.Boolean })
@@ -67,6 +71,20 @@ export const make = <A, I>(entry: Schema.Codec<A, I>) => {
       payload: { items: Schema.Array(Item) },
       success: Schema.Struct({ results: Schema.Array(AppendResult) }),
       error: Schema.Union([InvalidArgument, TimestampTooOld])
+    }),
+    /**
+     * Several callers' appends in one message (the client coalesces the appends that wait behind
+     * one in flight): each call is its own atomic append, applied in order, with its own outcome.
+     */
+    AppendBatches: Rpc.make("AppendBatches", {
+      payload: { calls: Schema.Array(Schema.Struct({ items: Schema.Array(Item) })) },
+      success: Schema.Struct({
+        outcomes: Schema.Array(Schema.Union([
+          Schema.Struct({ ok: Schema.Literal(true), results: Schema.Array(AppendResult) }),
+          Schema.Struct({ ok: Schema.Literal(false), error: Schema.Union([InvalidArgument, TimestampTooOld]) })
+        ]))
+      }),
+      error: InvalidArgument
     }),
     Get: Rpc.make("Get", { payload: { offset: Schema.Number }, success: Entry, error: Schema.Union([InvalidArgument, EntryNotFound]) }),
     Remove: Rpc.make("Remove", { payload: { offset: Schema.Number }, success: Schema.Struct({ removed: Schema.Boolean }), error: InvalidArgument }),

@@ -5,7 +5,7 @@
  * measured; every bad input of the contract checked for its error, its field, and that nothing
  * was written.
  */
-import { Effect, Layer, Result, Schema } from "effect"
+import { Effect, Fiber, Layer, Result, Schema } from "effect"
 import { strict as assert } from "node:assert"
 import { describe, it } from "vitest"
 import { KeyValueStore } from "../../persistence/KeyValueStore.js"
@@ -13,6 +13,7 @@ import * as LevelStore from "../../persistence/LevelStore.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
 import * as EntityClient from "../../actors/EntityClient.js"
 import { EntityRuntime } from "../../actors/EntityRuntime.js"
+import { Messenger } from "../../actors/Messenger.js"
 import * as Feed from "../../src/feed/Feed.js"
 import { tempDir } from "../support/tempDir.js"
 import { feedNode } from "./support.js"
@@ -68,6 +69,56 @@ describe("feeds", () => {
       assert.ok(nonces.every((nonce, i) => i === 0 || nonce > nonces[i - 1]!), "accepted nonces strictly increase with offsets")
       const storedNonces = new Set(page.items.map((item) => item.nonce))
       for (const ack of duplicates) assert.ok(!storedNonces.has(String(ack.nonce)), "a duplicate was not written")
+    }))
+  })
+
+  it("coalesces appends that wait behind one in flight, each call keeping its own atomicity and outcome", async () => {
+    await run(node(), Effect.gen(function*() {
+      // A messenger that counts what it delivers, around the real one.
+      const messenger = yield* Messenger
+      const tags: Array<string> = []
+      const counting = { deliver: (envelope: Parameters<typeof messenger.deliver>[0]) => (tags.push(envelope.tag), messenger.deliver(envelope)) }
+      const feeds = yield* Feed.client(Feed.Json).pipe(Effect.provideService(Messenger, counting))
+      const calls = Array.from({ length: 200 }, (_, k): ReadonlyArray<Feed.AppendItem<Schema.Json>> =>
+        k === 50 ? [{ value: "fine" }, { value: (() => 1) as unknown as Schema.Json }] // a bad value: the whole call writes nothing
+          : k === 120 ? [{ value: k, nonce: 1_000 + k, timestamp: 1 }] // older than what is there
+          : k === 150 ? [{ value: k, nonce: 1_000 + 149 }] // the nonce of the call before: a duplicate
+          : [{ value: k, nonce: 1_000 + k }, { value: `${k}b` }])
+      const outcomes = yield* Effect.forEach(calls, (items) => Effect.result(feeds.append("hot", items)), { concurrency: "unbounded" })
+      const bad = outcomes[50]!
+      assert.ok(Result.isFailure(bad) && bad.failure._tag === "InvalidArgument" && (bad.failure as { field?: string }).field === "items[1].value", JSON.stringify(bad))
+      const stale = outcomes[120]!
+      assert.ok(Result.isFailure(stale) && stale.failure._tag === "TimestampTooOld" && stale.failure.field === "items[0].timestamp", JSON.stringify(stale))
+      assert.deepEqual(outcomes[150], Result.succeed([{ duplicate: true }]))
+      // The others are appended in call order, two entries each, with consecutive offsets.
+      let expected = 1
+      const values: Array<unknown> = []
+      outcomes.forEach((outcome, k) => {
+        if (k === 50 || k === 120 || k === 150) return
+        assert.ok(Result.isSuccess(outcome), `call ${k}: ${JSON.stringify(outcome)}`)
+        assert.deepEqual(outcome.success.map((result) => ("offset" in result ? result.offset : -1)), [expected, expected + 1], `call ${k}`)
+        expected += 2
+        values.push(k, `${k}b`)
+      })
+      const page = yield* feeds.page("hot", { limit: 1_000 })
+      assert.deepEqual(page.items.map((item) => item.value), values)
+      assert.ok(tags.includes("AppendBatches"), "waiting calls went together")
+      assert.ok(tags.length <= 20, `200 calls took ${tags.length} messages`)
+
+      // Waiting is bounded per feed: past it a call fails at once with MailboxFull, nothing written.
+      const many = yield* Effect.forEach(Array.from({ length: 5_000 }, (_, k) => k), (k) => Effect.result(feeds.append("many", [{ value: k }])), { concurrency: "unbounded" })
+      const full = many.filter((outcome) => Result.isFailure(outcome))
+      assert.ok(full.length > 0 && full.every((outcome) => Result.isFailure(outcome) && outcome.failure._tag === "MailboxFull"), `${full.length} refused`)
+      assert.equal((yield* feeds.metadata("many")).count, 5_000 - full.length)
+
+      // A call interrupted while it waits is never sent.
+      const first = yield* Effect.forkChild(feeds.append("quiet", [{ value: "first" }]))
+      const waiting = yield* Effect.forkChild(feeds.append("quiet", [{ value: "interrupted" }]))
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(waiting)
+      yield* Fiber.join(first)
+      yield* feeds.append("quiet", [{ value: "last" }])
+      assert.deepEqual((yield* feeds.page("quiet")).items.map((item) => item.value), ["first", "last"])
     }))
   })
 

@@ -6,6 +6,7 @@
  * holdings that no shard was ever held by two workers at once. Times are logged, never asserted.
  */
 import { expect } from "vitest"
+import { shardOf } from "../../actors/ShardId.js"
 import type { RedisProcess } from "../support/RedisServer.js"
 import { tempDir } from "../support/tempDir.js"
 import {
@@ -15,6 +16,7 @@ import {
   holdingsMonitor,
   movedFraction,
   owners,
+  SHARDS,
   signal,
   sleep,
   spawnWorker,
@@ -153,6 +155,30 @@ export const pauseScenario = async (redisUrl: string, label: string) => {
 }
 
 /**
+ * 100 appends to one feed at once through a worker that does not own it: the worker coalesces
+ * the ones that wait (`AppendBatches` across the worker transport); every item is appended once,
+ * offsets 1 to 100, each answer naming its own offset.
+ */
+const burstThroughNonOwner = async (workers: ReadonlyMap<string, WorkerProcess>, map: ReadonlyArray<string | null>, feed: string) => {
+  const owner = map[shardOf("feed", feed, SHARDS)]
+  const via = [...workers.values()].find((worker) => worker.id !== owner)!
+  const answers = await Promise.all(Array.from({ length: 100 }, async (_, k) => {
+    const response = await fetch(`${via.base}/v1/feeds/${feed}/append`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ items: [{ value: k }] }),
+      signal: AbortSignal.timeout(10_000)
+    })
+    expect(response.status, `append ${k} through ${via.id} (owner ${owner})`).toBe(200)
+    return { k, offset: ((await response.json()) as { results: Array<{ offset: number }> }).results[0]!.offset }
+  }))
+  const page = await getJson(via.base, `/v1/feeds/${feed}/entries?limit=1000`)
+  const stored = new Map((page.items as Array<{ offset: number; value: number }>).map((item) => [item.offset, item.value]))
+  expect([...stored.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
+  for (const { k, offset } of answers) expect(stored.get(offset), `the entry at the offset answered to append ${k}`).toBe(k)
+}
+
+/**
  * Three workers under load; a fourth joins, then one leaves gracefully (SIGTERM): the client
  * sees no error at all, about 1/N of the shards move each time, the leaver exits 0.
  */
@@ -178,6 +204,7 @@ export const joinLeaveScenario = async (redisUrl: string, label: string) => {
     const leaveMillis = Date.now() - leftAt
     const movedOnLeave = movedFraction(joined, left)
     await sleep(1_000)
+    await burstThroughNonOwner(h.workers, left, `burst-${label}`)
     const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base)
     expect(report.errors, "errors the client saw").toEqual({})
     expect(movedOnJoin, "shards moved when a 4th worker joined").toBeGreaterThan(0.2)
