@@ -548,20 +548,44 @@ export const behavior = <A, I>(
       if (!Head.exists(head)) return out
       const accepts = (offset: number) =>
         start === undefined || (backward ? (inclusive ? offset <= start : offset < start) : (inclusive ? offset >= start : offset > start))
+      // From the start's position in the record on: entries before it are not even decoded.
       const take = (record: Record.FeedRecord) => {
-        const entries = backward ? [...record.entries].reverse() : record.entries
-        for (const entry of entries) {
-          if (out.length >= limit) return
-          if (!entry.removed && accepts(entry.offset)) out.push(entry)
+        const count = Record.size(record)
+        const at = start === undefined ? undefined : start - record.firstOffset
+        if (backward) {
+          for (let i = at === undefined ? count - 1 : Math.min(count - 1, at); i >= 0 && out.length < limit; i--) {
+            const entry = Record.entryAt(record, i)
+            if (!entry.removed && accepts(entry.offset)) out.push(entry)
+          }
+        } else {
+          for (let i = at === undefined ? 0 : Math.max(0, at); i < count && out.length < limit; i++) {
+            const entry = Record.entryAt(record, i)
+            if (!entry.removed && accepts(entry.offset)) out.push(entry)
+          }
         }
       }
       let from: number | undefined
-      if (start !== undefined) {
+      if (start !== undefined && !backward) {
+        // Forward, one scan usually finds the start's record and the ones after it.
+        const around = yield* Navigate.recordsAround(view, head.generation, start, limits.recordEntriesMax, 0)
+        if (around !== undefined) {
+          if (around.at !== undefined) take(around.at)
+          for (const record of around.next) take(record)
+          const last = around.next[around.next.length - 1] ?? around.at
+          if (around.end || out.length >= limit) return out
+          from = last?.firstOffset
+        } else {
+          const first = yield* Navigate.recordAtOrBefore(view, head.generation, start)
+          if (first !== undefined) {
+            take(first)
+            from = first.firstOffset
+          }
+        }
+      } else if (start !== undefined) {
         const first = yield* Navigate.recordAtOrBefore(view, head.generation, start)
-        if (first !== undefined) {
-          take(first)
-          from = first.firstOffset
-        } else if (backward) return out
+        if (first === undefined) return out
+        take(first)
+        from = first.firstOffset
       }
       // Read records in growing steps: few reads for dense records, bounded waste for sparse ones.
       let step = 2
@@ -587,9 +611,10 @@ export const behavior = <A, I>(
       lowKey: head.minTimestamp ?? head.lastTimestamp,
       highKey: head.lastTimestamp
     })
-    if (!backward) return Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp >= timestamp, guide(timestamp))
+    const span = limits.recordEntriesMax
+    if (!backward) return Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp >= timestamp, guide(timestamp), span)
     return Effect.map(
-      Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp > timestamp, guide(timestamp)),
+      Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp > timestamp, guide(timestamp), span),
       (after) => (after === undefined ? high : after - 1 >= low ? after - 1 : undefined)
     )
   }

@@ -21,6 +21,48 @@ export const recordAtOrBefore = (view: StoreView, generation: number, offset: nu
     (entries) => (entries[0] === undefined ? undefined : Record.decode(entries[0].key, entries[0].value))
   )
 
+/** The record at or before an offset and records after it, from one forward scan. */
+export interface Around {
+  /** The record whose first offset is the greatest at or below the offset (undefined: none). */
+  readonly at: Record.FeedRecord | undefined
+  /** Records after `at` (or, without one, from the start of the generation), in order. */
+  readonly next: ReadonlyArray<Record.FeedRecord>
+  /** Whether `next` reaches the end of the generation. */
+  readonly end: boolean
+}
+
+/**
+ * `recordAtOrBefore` and up to `after` following records in one forward scan, which is what a
+ * page forward needs: it starts at the first offset a record holding `offset` can have when no
+ * record holds more than `span` entries. Answers undefined when the scan cannot tell (a record
+ * starting before that point may hold the offset: a longer record or a gap); the caller then
+ * asks `recordAtOrBefore`.
+ */
+export const recordsAround = (
+  view: StoreView,
+  generation: number,
+  offset: number,
+  span: number,
+  after: number
+): Effect.Effect<Around | undefined, ReadError> => {
+  const from = Math.max(0, offset - span + 1)
+  const limit = after + 2
+  return Effect.map(
+    view.scan(RECORDS, { gte: Record.recordKey(generation, from), lt: generationEnd(generation), limit }),
+    (entries): Around | undefined => {
+      const records = entries.map((entry) => Record.decode(entry.key, entry.value))
+      const end = records.length < limit
+      let at = -1
+      while (at + 1 < records.length && records[at + 1]!.firstOffset <= offset) at++
+      // Every record read starts at or before the offset: a later one may too.
+      if (at === records.length - 1 && !end) return undefined
+      // None starts in the window: the record at or before starts earlier, unless the window is the whole start.
+      if (at === -1 && from > 0) return undefined
+      return { at: at === -1 ? undefined : records[at], next: records.slice(at + 1), end }
+    }
+  )
+}
+
 /** The record holding `offset`, if any. */
 export const recordHolding = (view: StoreView, generation: number, offset: number) =>
   Effect.map(recordAtOrBefore(view, generation, offset), (record) =>
@@ -80,8 +122,15 @@ export const firstSatisfying = (
   low: number,
   high: number,
   predicate: (entry: Record.StoredEntry, record: Record.FeedRecord) => boolean,
-  guide?: Guide
+  guide?: Guide,
+  span?: number
 ): Effect.Effect<number | undefined, ReadError> => {
+  // A probe reads forward from the earliest start of a record holding it when it can (see `recordsAround`).
+  const probe = (offset: number) =>
+    span === undefined
+      ? recordAtOrBefore(view, generation, offset)
+      : Effect.flatMap(recordsAround(view, generation, offset, span, 0), (around) =>
+        around === undefined ? recordAtOrBefore(view, generation, offset) : Effect.succeed(around.at))
   const probeAt = (lo: number, hi: number, lowKey: number, highKey: number, probes: number) => {
     if (guide !== undefined && probes % 2 === 0 && highKey > lowKey) {
       const fraction = (guide.target - lowKey) / (highKey - lowKey)
@@ -94,20 +143,26 @@ export const firstSatisfying = (
     // Every other probe at least halves [lo, hi]; 128 probes cover any offset range, so this always ends.
     if (lo > hi || probes > 128) return Effect.succeed(found)
     const middle = probeAt(lo, hi, lowKey, highKey, probes)
-    return Effect.flatMap(recordAtOrBefore(view, generation, middle), (record) => {
+    return Effect.flatMap(probe(middle), (record) => {
       if (record === undefined) return step(middle + 1, hi, lowKey, highKey, found, probes + 1)
-      const entries = record.entries
-      const first = entries[0]!
-      const last = entries[entries.length - 1]!
+      const count = Record.size(record)
+      const first = Record.entryAt(record, 0)
+      const last = Record.entryAt(record, count - 1)
       if (!predicate(last, record)) {
         return step(Math.max(middle, Record.lastOffset(record)) + 1, hi, guide?.key(last) ?? lowKey, highKey, found, probes + 1)
       }
       if (predicate(first, record)) {
         return step(lo, Math.min(middle, record.firstOffset) - 1, lowKey, guide?.key(first) ?? highKey, record.firstOffset, probes + 1)
       }
-      // The boundary is inside this record.
-      const inside = entries.find((entry) => predicate(entry, record))!
-      return Effect.succeed(inside.offset)
+      // The boundary is inside this record: bisect it (the predicate is monotone), decoding a few entries.
+      let left = 1
+      let right = count - 1
+      while (left < right) {
+        const mid = (left + right) >>> 1
+        if (predicate(Record.entryAt(record, mid), record)) right = mid
+        else left = mid + 1
+      }
+      return Effect.succeed(record.firstOffset + right)
     })
   }
   return step(low, high, guide?.lowKey ?? 0, guide?.highKey ?? 0, undefined, 0)

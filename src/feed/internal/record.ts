@@ -90,21 +90,66 @@ export const encode = (record: FeedRecord): Uint8Array => {
   return out
 }
 
-/** Decodes a record stored under `key`; a malformed record is a defect (the store is corrupt). */
-export const decode = (key: Uint8Array, bytes: Uint8Array): FeedRecord => {
-  const { generation, firstOffset } = parseKey(key)
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  let at = 0
-  if (bytes[at++] !== VERSION) throw new Error(`feed record ${generation}/${firstOffset}: unknown version ${bytes[0]}`)
-  const count = view.getUint16(at)
-  at += 2
-  const beforeLength = bytes[at++]!
-  const nonceBefore = beforeLength === 0 ? undefined : Nonce.fromBytes(bytes, at, beforeLength)
-  at += beforeLength
-  const entries: Array<StoredEntry> = []
-  for (let i = 0; i < count; i++) {
+/**
+ * A record as read from the store: its header at once, its entries on demand. Reads touch few
+ * entries of a record (a probe of a search reads two, a page only the ones it returns), so
+ * decoding all of them would be most of the work and most of the garbage. One pass over the
+ * bytes finds where each entry starts; `entryAt` decodes one, `entries` all (once).
+ */
+export class RecordView implements FeedRecord {
+  readonly generation: number
+  readonly firstOffset: number
+  readonly nonceBefore: bigint | undefined
+  readonly #bytes: Uint8Array
+  readonly #view: DataView
+  readonly #starts: Uint32Array
+  #all: ReadonlyArray<StoredEntry> | undefined
+
+  constructor(key: Uint8Array, bytes: Uint8Array) {
+    const { generation, firstOffset } = parseKey(key)
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    let at = 0
+    if (bytes[at++] !== VERSION) throw new Error(`feed record ${generation}/${firstOffset}: unknown version ${bytes[0]}`)
+    const count = view.getUint16(at)
+    at += 2
+    const beforeLength = bytes[at++]!
+    this.nonceBefore = beforeLength === 0 ? undefined : Nonce.fromBytes(bytes, at, beforeLength)
+    at += beforeLength
+    const starts = new Uint32Array(count)
+    for (let i = 0; i < count; i++) {
+      if (at + 9 > bytes.length) break
+      starts[i] = at
+      const flags = bytes[at]!
+      at += 9
+      if ((flags & HAS_NONCE) !== 0) at += 1 + bytes[at]!
+      if (at + 4 > bytes.length) break
+      at += 4 + view.getUint32(at)
+    }
+    if (at !== bytes.length) throw new Error(`feed record ${generation}/${firstOffset}: ${bytes.length - at} bytes unaccounted for`)
+    this.generation = generation
+    this.firstOffset = firstOffset
+    this.#bytes = bytes
+    this.#view = view
+    this.#starts = starts
+  }
+
+  /** How many entries the record holds. */
+  get count(): number {
+    return this.#starts.length
+  }
+
+  /** The timestamp of entry `i`, without decoding the entry. */
+  timestampAt(i: number): number {
+    return this.#view.getFloat64(this.#starts[i]! + 1)
+  }
+
+  /** Entry `i`, decoded. */
+  entryAt(i: number): StoredEntry {
+    if (this.#all !== undefined) return this.#all[i]!
+    const bytes = this.#bytes
+    let at = this.#starts[i]!
     const flags = bytes[at++]!
-    const timestamp = view.getFloat64(at)
+    const timestamp = this.#view.getFloat64(at)
     at += 8
     let nonce: bigint | undefined
     if ((flags & HAS_NONCE) !== 0) {
@@ -112,17 +157,29 @@ export const decode = (key: Uint8Array, bytes: Uint8Array): FeedRecord => {
       nonce = Nonce.fromBytes(bytes, at, length)
       at += length
     }
-    const length = view.getUint32(at)
+    const length = this.#view.getUint32(at)
     at += 4
-    entries.push({ offset: firstOffset + i, timestamp, nonce, value: bytes.subarray(at, at + length), removed: (flags & REMOVED) !== 0 })
-    at += length
+    return { offset: this.firstOffset + i, timestamp, nonce, value: bytes.subarray(at, at + length), removed: (flags & REMOVED) !== 0 }
   }
-  if (at !== bytes.length) throw new Error(`feed record ${generation}/${firstOffset}: ${bytes.length - at} trailing bytes`)
-  return { generation, firstOffset, nonceBefore, entries }
+
+  /** Every entry, decoded once. */
+  get entries(): ReadonlyArray<StoredEntry> {
+    if (this.#all === undefined) this.#all = Array.from({ length: this.count }, (_, i) => this.entryAt(i))
+    return this.#all
+  }
 }
 
+/** Decodes a record stored under `key` (its entries as they are read); a malformed record is a defect (the store is corrupt). */
+export const decode = (key: Uint8Array, bytes: Uint8Array): RecordView => new RecordView(key, bytes)
+
+/** How many entries a record holds. */
+export const size = (record: FeedRecord): number => (record instanceof RecordView ? record.count : record.entries.length)
+
+/** Entry `i` of a record, decoding only it when the record was read from the store. */
+export const entryAt = (record: FeedRecord, i: number): StoredEntry => (record instanceof RecordView ? record.entryAt(i) : record.entries[i]!)
+
 /** The last offset of a record. */
-export const lastOffset = (record: FeedRecord): number => record.firstOffset + record.entries.length - 1
+export const lastOffset = (record: FeedRecord): number => record.firstOffset + size(record) - 1
 
 /** The largest nonce in a record, or the nonce before it. */
 export const lastNonce = (record: FeedRecord): bigint | undefined => {
