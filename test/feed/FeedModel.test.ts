@@ -15,14 +15,7 @@ import * as MemoryStore from "../../persistence/MemoryStore.js"
 import * as Feed from "../../src/feed/Feed.js"
 import { tempDir } from "../support/tempDir.js"
 import { clock, feedNode, ModelFeed } from "./support.js"
-
-/** A small seeded generator (mulberry32). */
-export const random = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
+import { random } from "../support/random.js"
 
 interface ModelEntry {
   readonly offset: number

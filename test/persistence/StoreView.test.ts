@@ -11,16 +11,9 @@ import { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
 import * as StoreView from "../../persistence/StoreView.js"
 import { itLayer } from "../support/itEffect.js"
+import { random } from "../support/random.js"
 
 const it = itLayer(MemoryStore.layer)
-
-/** A small seeded generator (mulberry32), so failures reproduce from the logged seed. */
-const random = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
 
 describe("StoreView.staged", () => {
   it("reads its own writes, scans included, and commits them as one batch", () =>

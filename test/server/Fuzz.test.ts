@@ -10,13 +10,7 @@
 import { strict as assert } from "node:assert"
 import { afterAll, beforeAll, describe, it } from "vitest"
 import { call, startNode, type TestNode } from "./support.js"
-
-const random = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
+import { random } from "../support/random.js"
 
 describe("HTTP fuzz", () => {
   let node: TestNode
