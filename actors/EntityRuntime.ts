@@ -59,6 +59,12 @@ export interface EntityRuntimeShape extends MessengerShape {
    * its lease ends then unless renewed. Commits check it just before they are sent.
    */
   readonly setLeaseDeadline: (shard: number, deadline: number) => void
+  /**
+   * Drops every owned shard whose lease deadline has passed (another worker may own it by now)
+   * and answers them: what a worker that cannot reach its coordinator does, so its holdings end
+   * at their deadlines instead of lingering until it can renew.
+   */
+  readonly dropLapsed: () => ReadonlyArray<number>
   /** Shards owned now, with their epochs. */
   readonly owned: () => ReadonlyMap<number, number>
   /** Shards held now and recently, with epochs and times (see `internal/holdings.ts`). */
@@ -299,6 +305,14 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     )
   )
 
+  const dropShard = (shard: number) => {
+    holdings.end(shard)
+    if (!owned.delete(shard)) return
+    stopping.delete(shard)
+    leaseDeadlines.delete(shard)
+    PubSub.publishUnsafe(events, { _tag: "ShardStopped", shard, entities: byShard.get(shard)?.size ?? 0, millis: 0 })
+  }
+
   const runtime: EntityRuntimeShape = {
     config,
     deliver,
@@ -317,12 +331,15 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
         PubSub.publishUnsafe(events, { _tag: "ShardAssigned", shard, epoch })
       }),
     stopShard,
-    dropShard: (shard) => {
-      holdings.end(shard)
-      if (!owned.delete(shard)) return
-      stopping.delete(shard)
-      leaseDeadlines.delete(shard)
-      PubSub.publishUnsafe(events, { _tag: "ShardStopped", shard, entities: byShard.get(shard)?.size ?? 0, millis: 0 })
+    dropShard,
+    dropLapsed: () => {
+      const now = Date.now()
+      const lapsed = [...owned.keys()].filter((shard) => {
+        const deadline = leaseDeadlines.get(shard)
+        return deadline !== undefined && now >= deadline
+      })
+      for (const shard of lapsed) dropShard(shard)
+      return lapsed
     },
     setLeaseDeadline: (shard, deadline) => {
       leaseDeadlines.set(shard, deadline)

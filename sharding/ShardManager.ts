@@ -198,6 +198,12 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
           if (Exit.isFailure(exit)) {
             Metric.withAttributes(leaseRenewals, { outcome: "failed" }).updateUnsafe(1, context)
             yield* Effect.logWarning("shard manager round failed; retrying", exit.cause)
+            // Leases that ran out meanwhile are gone whatever happens next: let those shards go now.
+            for (const shard of runtime.dropLapsed()) {
+              handingOff.delete(shard)
+              Metric.withAttributes(leaseRenewals, { outcome: "lost" }).updateUnsafe(1, context)
+              publish({ _tag: "ShardLost", shard })
+            }
           }
           yield* Effect.race(Effect.sleep(config.refreshMillis), Queue.take(wake))
         })

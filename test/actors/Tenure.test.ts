@@ -72,4 +72,33 @@ describe("shard tenure", () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
     }
   })
+
+  it("lets go of shards whose leases ran out, their holdings ending at the deadline", async () => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      await Effect.runPromise(Effect.gen(function*() {
+        const layer = Layer.provideMerge(EntityRuntime.register(behavior), EntityRuntime.layerRuntime).pipe(
+          Layer.provide(Layer.succeed(RuntimeConfig)({ ...defaults, shardCount: SHARDS })),
+          Layer.provide(MemoryStore.layer)
+        )
+        const runtime = Context.get(yield* Layer.build(layer), EntityRuntime.EntityRuntime)
+        const shard = shardOf(Tally.type, "x", SHARDS)
+        const other = (shard + 1) % SHARDS
+        yield* runtime.assignShard(shard, 1)
+        yield* runtime.assignShard(other, 1)
+        const lapsedAt = Date.now() - 1_000
+        runtime.setLeaseDeadline(shard, lapsedAt)
+        runtime.setLeaseDeadline(other, Date.now() + 60_000)
+        expect(runtime.dropLapsed()).toEqual([shard])
+        expect([...runtime.owned().keys()]).toEqual([other])
+        const ended = runtime.holdings().find((holding) => holding.shard === shard)!
+        expect(ended.ended).toBe(true)
+        expect(ended.until, "the holding ended when the lease did, not when it was noticed").toBe(lapsedAt)
+        expect(Exit.isFailure(yield* Effect.exit(EntityClient.fromMessenger(Tally, runtime, 5_000).ask("x", "Increment")))).toBe(true)
+        expect(runtime.dropLapsed(), "nothing else has lapsed").toEqual([])
+      }).pipe(Scope.provide(scope)))
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  })
 })

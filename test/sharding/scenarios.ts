@@ -65,6 +65,8 @@ const harness = async (redisUrl: string, label: string, ids: ReadonlyArray<strin
       workers.delete(id)
       return at
     },
+    /** Every worker started, killed ones included. */
+    all: all as ReadonlyArray<WorkerProcess>,
     client: async () => (client = await startClient(redisUrl, cluster, "feed", FEEDS)),
     close: async () => {
       await client?.close()
@@ -74,13 +76,28 @@ const harness = async (redisUrl: string, label: string, ids: ReadonlyArray<strin
 }
 
 /** Stops the load, reads everything back and runs the shared checks; answers the report. */
-const finish = async (client: ClientProcess, monitor: ReturnType<typeof holdingsMonitor>, base: string) => {
+const finish = async (
+  client: ClientProcess,
+  monitor: ReturnType<typeof holdingsMonitor>,
+  base: string,
+  workers: ReadonlyArray<WorkerProcess>,
+  running: ReadonlyArray<WorkerProcess>
+) => {
   const report = await client.stop()
   const entries = await client.verify()
   const acknowledged = expectExactlyOnce(report, entries)
   expect(acknowledged).toBeGreaterThan(FEEDS)
-  const holdings = monitor.check(await owners(base))
-  return { report, acknowledged, holdings }
+  const died = workers.filter((worker) => running.includes(worker) && (worker.child.exitCode !== null || worker.child.signalCode !== null))
+  expect(died.map((worker) => `${worker.id}: ${worker.output().slice(-3_000)}`), "workers the scenario did not stop are still running").toEqual([])
+  try {
+    const holdings = monitor.check(await owners(base))
+    return { report, acknowledged, holdings }
+  } catch (error) {
+    // Which worker held on, and whether it was still alive, is in its own output.
+    const states = workers.map((worker) =>
+      `--- ${worker.id}: exit ${worker.child.exitCode ?? "-"} signal ${worker.child.signalCode ?? "-"}\n${worker.output().slice(-3_000)}`)
+    throw new Error(`${String(error)}\n${states.join("\n")}`)
+  }
 }
 
 /**
@@ -105,7 +122,7 @@ export const killScenario = async (redisUrl: string, label: string) => {
       await waitBalanced(survivor.base, ids, 30_000)
       await sleep(1_000)
     }
-    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base)
+    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base, h.all, [...h.workers.values()])
     for (const tag of Object.keys(report.errors)) expect(TYPED_TRANSIENT.has(tag), `client error ${tag} is typed and transient`).toBe(true)
     console.log(`[${label}] kill x5: failover ms ${failovers.join(", ")} (lease ${LEASE_MILLIS} ms); ${acknowledged} appends acknowledged; client errors ${JSON.stringify(report.errors)}; ${holdings} holdings checked`)
     return { failovers }
@@ -136,7 +153,7 @@ export const pauseScenario = async (redisUrl: string, label: string) => {
     const resumedAt = Date.now()
     await waitBalanced(h.workers.get("w1")!.base, ids, 30_000)
     await sleep(1_000)
-    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base)
+    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base, h.all, [...h.workers.values()])
     // The paused worker came back believing it held shards; Redis told it otherwise.
     const metrics: string = await fetch(`${paused.base}/metrics`).then((response) => response.text())
     const lost = [...metrics.matchAll(/shardfeed_lease_renewals_total\{[^}]*outcome="lost"[^}]*\} (\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0)
@@ -205,7 +222,7 @@ export const joinLeaveScenario = async (redisUrl: string, label: string) => {
     const movedOnLeave = movedFraction(joined, left)
     await sleep(1_000)
     await burstThroughNonOwner(h.workers, left, `burst-${label}`)
-    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base)
+    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base, h.all, [...h.workers.values()])
     expect(report.errors, "errors the client saw").toEqual({})
     expect(movedOnJoin, "shards moved when a 4th worker joined").toBeGreaterThan(0.2)
     expect(movedOnJoin).toBeLessThan(0.32)
@@ -235,7 +252,7 @@ export const redisRestartScenario = async (redis: RedisProcess, label: string) =
     const markedAt = await client.mark()
     await waitFor("every feed to be written again", 60_000, async () => ((await client.progress()) === FEEDS ? true : undefined), 200)
     await sleep(1_000)
-    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base)
+    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base, h.all, [...h.workers.values()])
     const firsts = report.feeds.map((feed) => feed.firstAfterMark)
     expect(firsts.every((first) => first !== null), "every feed was written again after Redis returned").toBe(true)
     const recovery = Math.max(...firsts.map((first) => first! - markedAt))
