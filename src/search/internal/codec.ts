@@ -1,68 +1,20 @@
 /**
  * Byte encoding for the search engine's records: a growable writer and a reader of unsigned
- * varints (LEB128, exact up to 2^53), float64 and raw bytes, plus UTF-8 and big-endian helpers.
+ * varints (LEB128, exact up to 2^53), float64 and raw bytes; the UTF-8 and big-endian helpers are
+ * the store's (`persistence/internal/bytes.ts`), re-exported.
  * It deliberately knows nothing about what the records mean (see `layout.ts`, `postings.ts`).
  */
 
-const encoder = new TextEncoder()
-const decoder = new TextDecoder("utf-8", { fatal: false })
+import { fromBytes, toBytes } from "../../../persistence/internal/bytes.js"
+
+// UTF-8, latin-1 views, concatenation, big-endian integers and prefix successors are the store's own.
+export { concat, prefixSuccessor, readUint64, toLatin1 as latin1, writeUint64 } from "../../../persistence/internal/bytes.js"
 
 /** UTF-8 bytes of a string. */
-export const utf8 = (text: string): Uint8Array => encoder.encode(text)
+export const utf8 = (text: string): Uint8Array => toBytes(text)
 
 /** A string from UTF-8 bytes (invalid sequences become U+FFFD). */
-export const fromUtf8 = (bytes: Uint8Array): string => decoder.decode(bytes)
-
-/** Latin-1 view of bytes: a string whose code-unit order equals the bytes' order (map keys). */
-export const latin1 = (bytes: Uint8Array): string =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")
-
-/** Concatenates byte arrays. */
-export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  let length = 0
-  for (const part of parts) length += part.length
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
-
-/** Writes a non-negative safe integer as 8 bytes big-endian at `offset`. */
-export const writeUint64 = (target: Uint8Array, offset: number, value: number): void => {
-  const high = Math.floor(value / 0x1_0000_0000)
-  const low = value >>> 0
-  target[offset] = high >>> 24
-  target[offset + 1] = (high >>> 16) & 0xff
-  target[offset + 2] = (high >>> 8) & 0xff
-  target[offset + 3] = high & 0xff
-  target[offset + 4] = low >>> 24
-  target[offset + 5] = (low >>> 16) & 0xff
-  target[offset + 6] = (low >>> 8) & 0xff
-  target[offset + 7] = low & 0xff
-}
-
-/** Reads 8 bytes big-endian at `offset` as a number (exact up to 2^53). */
-export const readUint64 = (source: Uint8Array, offset: number): number => {
-  const high = ((source[offset]! << 24) | (source[offset + 1]! << 16) | (source[offset + 2]! << 8) | source[offset + 3]!) >>> 0
-  const low = ((source[offset + 4]! << 24) | (source[offset + 5]! << 16) | (source[offset + 6]! << 8) | source[offset + 7]!) >>> 0
-  return high * 0x1_0000_0000 + low
-}
-
-/**
- * The smallest byte string greater than every string starting with `prefix`, or `undefined`
- * when there is none (empty or all 0xff).
- */
-export const prefixSuccessor = (prefix: Uint8Array): Uint8Array | undefined => {
-  let end = prefix.length
-  while (end > 0 && prefix[end - 1] === 0xff) end--
-  if (end === 0) return undefined
-  const out = prefix.slice(0, end)
-  out[end - 1]! += 1
-  return out
-}
+export const fromUtf8: (bytes: Uint8Array) => string = fromBytes
 
 /** The number of bytes of `value` as a LEB128 varint. */
 export const varintSize = (value: number): number => {
