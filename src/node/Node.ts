@@ -101,31 +101,16 @@ export const layer = (options: NodeOptions) => {
 /** What the routes of a node need. */
 export type NodeServices = ClusterView.ClusterView | EntityRuntime.EntityRuntime | Messenger | KeyValueStore | StoreBackend | Search.Search
 
+/** The routes every node serves, with or without durable work. */
+const common = [...ClusterRoutes.routes, ...FeedRoutes.routes(), ...SortedSetRoutes.routes, ...SearchRoutes.routes, ...AdminRoutes.routes]
+
 /** Every route of HTTP API v1 this node serves. */
-export const routes: ReadonlyArray<
-  HttpServer.Route<NodeServices>
-> = [
-  ...ClusterRoutes.routes,
-  ...FeedRoutes.routes(),
-  ...EntityRoutes.routes,
-  ...SortedSetRoutes.routes,
-  ...SearchRoutes.routes,
-  ...AdminRoutes.routes
-]
+export const routes: ReadonlyArray<HttpServer.Route<NodeServices>> = [...common, ...EntityRoutes.routes]
 
 /** Every route of a node with durable work: durable messages, dead letters, queue depths and maintenance. */
 export const durableRoutes: ReadonlyArray<
   HttpServer.Route<NodeServices | DurableMessages.DurableMessages | DeadLetters.DeadLetters | Maintenance.Maintenance>
-> = [
-  ...ClusterRoutes.routes,
-  ...FeedRoutes.routes(),
-  ...EntityRoutes.askRoutes,
-  ...DurableRoutes.routes,
-  ...DurableRoutes.maintenanceRoutes,
-  ...SortedSetRoutes.routes,
-  ...SearchRoutes.routes,
-  ...AdminRoutes.routes
-]
+> = [...common, ...EntityRoutes.askRoutes, ...DurableRoutes.routes, ...DurableRoutes.maintenanceRoutes]
 
 /**
  * Durable work over `services` (whose messenger delivers it), through the Redis at `url`, under

@@ -48,6 +48,9 @@ const STATUS: Readonly<Record<string, number>> = {
 }
 
 const describe = (error: { readonly _tag: string } & Record<string, unknown>): string => {
+  // Redis's own words say why; the answer says what it means for the caller.
+  if (error._tag === "DurableUnavailable") return `Redis is not available for durable work right now; retry (${String(error.message ?? "")})`
+  if (error._tag === "DeadLetterNotFound") return `no dead letter has the id ${String(error.id)}`
   if (typeof error.message === "string" && error.message.length > 0) return error.message
   switch (error._tag) {
     case "TimestampTooOld":

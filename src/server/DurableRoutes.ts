@@ -12,44 +12,21 @@ import * as DeadLetters from "../durable/DeadLetters.js"
 import * as DurableMessages from "../durable/DurableMessages.js"
 import * as Maintenance from "../durable/Maintenance.js"
 import * as ApiError from "./ApiError.js"
+import { decodeMessage } from "./EntityRoutes.js"
 import { json, type Route } from "./HttpServer.js"
-import { fieldOf, messageOf } from "./SchemaField.js"
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-
-/** The answer for a failure of durable work: its own errors first, then the contract's table. */
-const failure = (error: unknown): ApiError.ApiError => {
-  const tag = (error as { readonly _tag?: unknown } | undefined)?._tag
-  if (tag === "DurableUnavailable") {
-    return ApiError.make(503, "DurableUnavailable", `Redis is not available for durable work right now; retry (${String((error as { message?: unknown }).message ?? "")})`)
-  }
-  if (tag === "DeadLetterNotFound") return ApiError.make(404, "DeadLetterNotFound", `no dead letter has the id ${String((error as { id?: unknown }).id)}`)
-  return ApiError.fromFailure(error)
-}
 
 const send = (type: string, id: string, body: unknown) =>
   Effect.gen(function*() {
     const durable = yield* DurableMessages.DurableMessages
     const entity = durable.entityType(type)
-    if (entity === undefined) return yield* Effect.fail(ApiError.make(404, "UnknownEntityType", `no entity type named ${type}`))
-    if (!isObject(body) || !isObject(body.message)) {
-      return yield* Effect.fail(ApiError.make(400, "InvalidArgument", "must be an object {\"_tag\", \"payload\"?}", "message"))
-    }
-    if (body.id !== undefined && body.id !== null && typeof body.id !== "string") {
+    const { tag, payload } = yield* decodeMessage(type, entity, body)
+    // The message checked first, as before: the id's check comes after it.
+    const dedup = (body as { readonly id?: unknown }).id
+    if (dedup !== undefined && dedup !== null && typeof dedup !== "string") {
       return yield* Effect.fail(ApiError.make(400, "InvalidArgument", "must be a string", "id"))
     }
-    const tag = typeof body.message._tag === "string" ? body.message._tag : ""
-    const rpc = entity.rpcs.get(tag) as Rpc.AnyWithProps | undefined
-    if (rpc === undefined) {
-      return yield* Effect.fail(ApiError.make(400, "InvalidArgument", `must name one of ${[...entity.rpcs.keys()].join(", ")}`, "message._tag"))
-    }
-    const payloadCodec = Schema.toCodecJson(rpc.payloadSchema) as unknown as Schema.Codec<unknown, unknown>
-    const payload = yield* Schema.decodeUnknownEffect(payloadCodec)(body.message.payload ?? null).pipe(
-      Effect.mapError((error) => ApiError.make(400, "InvalidArgument", messageOf(error), fieldOf(error, "message.payload")))
-    )
-    const dedupId = typeof body.id === "string" ? body.id : undefined
-    const sent = yield* durable.sendTo(entity, id, tag, payload, { id: dedupId }).pipe(Effect.mapError(failure))
+    const sent = yield* durable.sendTo(entity!, id, tag, payload, { id: typeof dedup === "string" ? dedup : undefined }).pipe(Effect.mapError((error) => ApiError.fromFailure(error)))
     return json(sent, 202)
   })
 
@@ -74,7 +51,7 @@ export const routes: ReadonlyArray<Route<DurableMessages.DurableMessages | DeadL
           type: request.query.get("type") ?? undefined,
           limit,
           cursor: request.query.get("cursor") ?? undefined
-        }).pipe(Effect.mapError(failure))
+        }).pipe(Effect.mapError((error) => ApiError.fromFailure(error)))
         return json({
           items: page.items.map((item) => ({
             id: item.id,
@@ -93,20 +70,20 @@ export const routes: ReadonlyArray<Route<DurableMessages.DurableMessages | DeadL
     method: "POST",
     path: "/v1/dead-letters/:id/retry",
     handler: (request) =>
-      Effect.flatMap(DeadLetters.DeadLetters, (deadLetters) => Effect.mapError(deadLetters.retry(request.params.id!), failure)).pipe(Effect.map((sent) => json(sent)))
+      Effect.flatMap(DeadLetters.DeadLetters, (deadLetters) => Effect.mapError(deadLetters.retry(request.params.id!), (error) => ApiError.fromFailure(error))).pipe(Effect.map((sent) => json(sent)))
   },
   {
     method: "DELETE",
     path: "/v1/dead-letters/:id",
     handler: (request) =>
-      Effect.flatMap(DeadLetters.DeadLetters, (deadLetters) => Effect.mapError(deadLetters.purge(request.params.id!), failure)).pipe(
+      Effect.flatMap(DeadLetters.DeadLetters, (deadLetters) => Effect.mapError(deadLetters.purge(request.params.id!), (error) => ApiError.fromFailure(error))).pipe(
         Effect.map((deleted) => json({ deleted }))
       )
   },
   {
     method: "GET",
     path: "/v1/durable",
-    handler: () => Effect.flatMap(DurableMessages.DurableMessages, (durable) => Effect.mapError(durable.stats, failure)).pipe(Effect.map(json))
+    handler: () => Effect.flatMap(DurableMessages.DurableMessages, (durable) => Effect.mapError(durable.stats, (error) => ApiError.fromFailure(error))).pipe(Effect.map(json))
   }
 ]
 
@@ -116,6 +93,6 @@ export const maintenanceRoutes: ReadonlyArray<Route<Maintenance.Maintenance>> = 
     method: "GET",
     path: "/v1/maintenance",
     handler: () =>
-      Effect.flatMap(Maintenance.Maintenance, (maintenance) => Effect.mapError(maintenance.status, failure)).pipe(Effect.map((schedules) => json({ schedules })))
+      Effect.flatMap(Maintenance.Maintenance, (maintenance) => Effect.mapError(maintenance.status, (error) => ApiError.fromFailure(error))).pipe(Effect.map((schedules) => json({ schedules })))
   }
 ]

@@ -6,20 +6,21 @@
  */
 import { Effect, Exit, Schema } from "effect"
 import type { Rpc } from "effect/rpc"
+import type { AnyEntityType } from "../../actors/Entity.js"
 import { EntityRuntime } from "../../actors/EntityRuntime.js"
 import { Messenger } from "../../actors/Messenger.js"
 import * as ApiError from "./ApiError.js"
 import { json, type Route } from "./HttpServer.js"
 import { fieldOf, messageOf } from "./SchemaField.js"
+import { isObject } from "./Json.js"
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-
-const ask = (type: string, id: string, body: unknown) =>
+/**
+ * The message of a request body `{"message": {"_tag", "payload"?}, ...}` for an entity type
+ * (undefined: not registered): its tag, its definition and its payload decoded from JSON, or the
+ * contract's error naming the field. The ask and durable-send routes share it.
+ */
+export const decodeMessage = (type: string, entity: AnyEntityType | undefined, body: unknown) =>
   Effect.gen(function*() {
-    const runtime = yield* EntityRuntime
-    const messenger = yield* Messenger
-    const entity = runtime.entityType(type)
     if (entity === undefined) return yield* Effect.fail(ApiError.make(404, "UnknownEntityType", `no entity type named ${type}`))
     if (!isObject(body) || !isObject(body.message)) {
       return yield* Effect.fail(ApiError.make(400, "InvalidArgument", "must be an object {\"_tag\", \"payload\"?}", "message"))
@@ -33,6 +34,14 @@ const ask = (type: string, id: string, body: unknown) =>
     const payload = yield* Schema.decodeUnknownEffect(payloadCodec)(body.message.payload ?? null).pipe(
       Effect.mapError((error) => ApiError.make(400, "InvalidArgument", messageOf(error), fieldOf(error, "message.payload")))
     )
+    return { tag, rpc, payload }
+  })
+
+const ask = (type: string, id: string, body: unknown) =>
+  Effect.gen(function*() {
+    const runtime = yield* EntityRuntime
+    const messenger = yield* Messenger
+    const { tag, rpc, payload } = yield* decodeMessage(type, runtime.entityType(type), body)
     const exit = yield* Effect.callback<Exit.Exit<unknown, unknown>>((resume) => {
       messenger.deliver({
         type,

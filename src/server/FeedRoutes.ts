@@ -9,11 +9,9 @@ import type { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import * as Feed from "../feed/Feed.js"
 import * as ApiError from "./ApiError.js"
 import { json, type Request, type Route } from "./HttpServer.js"
+import { isObject } from "./Json.js"
 
 const invalid = (field: string, message: string) => ApiError.make(400, "InvalidArgument", message, field)
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
 
 /** The items of an append body, or the first bad field. */
 const appendItems = (body: unknown): ReadonlyArray<Feed.AppendItem<unknown>> | ApiError.ApiError => {

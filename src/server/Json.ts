@@ -6,6 +6,10 @@
  * JSON.parse makes them own properties, and no handler merges request objects into others.
  */
 
+/** A JSON object (not null, not an array): what a request body or a nested message must be. */
+export const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
 /** Body text that is not JSON. */
 export class MalformedJson {
   readonly _tag = "MalformedJson"

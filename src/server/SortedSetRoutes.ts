@@ -6,35 +6,29 @@
  */
 import { Effect, Schema } from "effect"
 import type { Rpc } from "effect/rpc"
+import * as EntityClient from "../../actors/EntityClient.js"
 import { Messenger } from "../../actors/Messenger.js"
 import * as SortedSetEntity from "../sortedset/SortedSetEntity.js"
 import * as ApiError from "./ApiError.js"
 import { json, type Request, type Route } from "./HttpServer.js"
 import { fieldOf, messageOf } from "./SchemaField.js"
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
+import { isObject } from "./Json.js"
 
 /** JSON has no infinities: a number read as ±Infinity becomes the wire string. */
 const infinities = (value: unknown): unknown =>
   value === Number.POSITIVE_INFINITY ? "+inf" : value === Number.NEGATIVE_INFINITY ? "-inf" : value
+
+const ASK_TIMEOUT_MILLIS = 30_000
 
 const ask = (key: string, rpc: Rpc.AnyWithProps, input: unknown) =>
   Effect.gen(function*() {
     const payload = yield* Schema.decodeUnknownEffect(rpc.payloadSchema as Schema.Codec<unknown, unknown>)(input).pipe(
       Effect.mapError((error) => ApiError.make(400, "InvalidArgument", messageOf(error), fieldOf(error)))
     )
-    const messenger = yield* Messenger
-    const exit = yield* Effect.callback<unknown, unknown>((resume) =>
-      messenger.deliver({
-        type: SortedSetEntity.SortedSetEntity.type,
-        id: key,
-        tag: rpc._tag,
-        payload,
-        reply: (outcome) => resume(outcome),
-        deadline: Date.now() + 30_000
-      })
-    ).pipe(Effect.mapError((error) => ApiError.fromFailure(error)))
-    const encoded = yield* Schema.encodeUnknownEffect(rpc.successSchema as Schema.Codec<unknown, unknown>)(exit).pipe(Effect.orDie)
+    const client = EntityClient.fromMessenger(SortedSetEntity.SortedSetEntity, yield* Messenger, ASK_TIMEOUT_MILLIS)
+    const ask = client.ask as unknown as (id: string, tag: string, payload: unknown) => Effect.Effect<unknown, unknown>
+    const reply = yield* ask(key, rpc._tag, payload).pipe(Effect.mapError((error) => ApiError.fromFailure(error)))
+    const encoded = yield* Schema.encodeUnknownEffect(rpc.successSchema as Schema.Codec<unknown, unknown>)(reply).pipe(Effect.orDie)
     return json(encoded)
   })
 
