@@ -120,14 +120,21 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     const deadline = leaseDeadlines.get(shard)
     return deadline !== undefined && Date.now() >= deadline ? undefined : owned.get(shard)
   }
+  /** Ends the shard's holding (at its deadline, if that passed) and forgets it; answers whether it was owned. */
+  const forget = (shard: number): boolean => {
+    holdings.end(shard)
+    const had = owned.delete(shard)
+    stopping.delete(shard)
+    leaseDeadlines.delete(shard)
+    return had
+  }
   const committer = new GroupCommitter(
     yield* StoreBackend,
     epochOf,
     config.commitOpsMax,
     (report) => metrics.committed(report.outcome, report.writes),
     (shard) => {
-      holdings.end(shard)
-      owned.delete(shard)
+      forget(shard)
       PubSub.publishUnsafe(events, { _tag: "ShardFenced", shard })
     }
   )
@@ -291,10 +298,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
           passivate(cell, "shard-stopped")
         }
         byShard.delete(shard)
-        holdings.end(shard)
-        owned.delete(shard)
-        stopping.delete(shard)
-        leaseDeadlines.delete(shard)
+        forget(shard)
         PubSub.publishUnsafe(events, { _tag: "ShardStopped", shard, entities: count, millis: Date.now() - started })
       })
     })
@@ -306,10 +310,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
   )
 
   const dropShard = (shard: number) => {
-    holdings.end(shard)
-    if (!owned.delete(shard)) return
-    stopping.delete(shard)
-    leaseDeadlines.delete(shard)
+    if (!forget(shard)) return
     PubSub.publishUnsafe(events, { _tag: "ShardStopped", shard, entities: byShard.get(shard)?.size ?? 0, millis: 0 })
   }
 
@@ -333,11 +334,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     stopShard,
     dropShard,
     dropLapsed: () => {
-      const now = Date.now()
-      const lapsed = [...owned.keys()].filter((shard) => {
-        const deadline = leaseDeadlines.get(shard)
-        return deadline !== undefined && now >= deadline
-      })
+      const lapsed = [...owned.keys()].filter((shard) => epochOf(shard) === undefined)
       for (const shard of lapsed) dropShard(shard)
       return lapsed
     },

@@ -109,6 +109,13 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       })
     })
 
+    /** Counts and announces a shard the runtime has just dropped: its lease is gone. */
+    const lost = (shard: number) => {
+      handingOff.delete(shard)
+      Metric.withAttributes(leaseRenewals, { outcome: "lost" }).updateUnsafe(1, context)
+      publish({ _tag: "ShardLost", shard })
+    }
+
     /** Renews this worker's leases; shards it no longer holds are dropped at once. */
     const renewLeases = (runtimeOwned: ReadonlyArray<number>) =>
       Effect.gen(function*() {
@@ -120,9 +127,7 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
             Metric.withAttributes(leaseRenewals, { outcome: "ok" }).updateUnsafe(1, context)
           } else {
             runtime.dropShard(shard)
-            handingOff.delete(shard)
-            Metric.withAttributes(leaseRenewals, { outcome: "lost" }).updateUnsafe(1, context)
-            publish({ _tag: "ShardLost", shard })
+            lost(shard)
           }
         }
       })
@@ -199,11 +204,7 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
             Metric.withAttributes(leaseRenewals, { outcome: "failed" }).updateUnsafe(1, context)
             yield* Effect.logWarning("shard manager round failed; retrying", exit.cause)
             // Leases that ran out meanwhile are gone whatever happens next: let those shards go now.
-            for (const shard of runtime.dropLapsed()) {
-              handingOff.delete(shard)
-              Metric.withAttributes(leaseRenewals, { outcome: "lost" }).updateUnsafe(1, context)
-              publish({ _tag: "ShardLost", shard })
-            }
+            for (const shard of runtime.dropLapsed()) lost(shard)
           }
           yield* Effect.race(Effect.sleep(config.refreshMillis), Queue.take(wake))
         })

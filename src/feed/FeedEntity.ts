@@ -766,27 +766,32 @@ export const behavior = <A, I>(
       const records = entries.map((entry) => Record.decode(entry.key, entry.value))
       const valueBytes = (record: Record.FeedRecord) => record.entries.reduce((sum, entry) => sum + entry.value.length, 0)
       let merged = 0
+      // The run's first record, and its entries once others joined it (copied once, then appended to).
       let run: Record.FeedRecord | undefined
+      let runEntries: Array<Record.StoredEntry> | undefined
       let runBytes = 0
-      let runGrew = false
-      const close = () => (runGrew ? putRecord(context.view, run!) : Effect.void)
+      const runSize = () => runEntries?.length ?? Record.size(run!)
+      const close = () =>
+        runEntries === undefined
+          ? Effect.void
+          : putRecord(context.view, { generation, firstOffset: run!.firstOffset, nonceBefore: run!.nonceBefore, entries: runEntries })
       for (const record of records) {
         const bytes = valueBytes(record)
         const joins = run !== undefined &&
-          Record.lastOffset(run) + 1 === record.firstOffset &&
-          run.entries.length + record.entries.length <= limits.recordEntriesMax &&
+          run.firstOffset + runSize() === record.firstOffset &&
+          runSize() + Record.size(record) <= limits.recordEntriesMax &&
           runBytes + bytes <= limits.recordBytesMax
         if (joins) {
-          run = { ...run!, entries: [...run!.entries, ...record.entries] }
+          runEntries ??= [...run!.entries]
+          for (const entry of record.entries) runEntries.push(entry)
           runBytes += bytes
-          runGrew = true
           merged++
           yield* context.view.delete(Navigate.RECORDS, Record.recordKey(generation, record.firstOffset))
         } else {
           yield* close()
           run = record
+          runEntries = undefined
           runBytes = bytes
-          runGrew = false
         }
       }
       yield* close()

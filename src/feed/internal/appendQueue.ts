@@ -65,13 +65,6 @@ export class AppendQueue {
     })
   }
 
-  /** Calls waiting now, over every feed (for tests and stats). */
-  waitingCalls(): number {
-    let count = 0
-    for (const queue of this.waiting.values()) count += queue.length
-    return count
-  }
-
   private send(feed: string, calls: ReadonlyArray<Call>): void {
     let deadline = Number.POSITIVE_INFINITY
     for (const call of calls) deadline = Math.min(deadline, call.deadline)

@@ -138,11 +138,6 @@ export class RecordView implements FeedRecord {
     return this.#starts.length
   }
 
-  /** The timestamp of entry `i`, without decoding the entry. */
-  timestampAt(i: number): number {
-    return this.#view.getFloat64(this.#starts[i]! + 1)
-  }
-
   /** Entry `i`, decoded. */
   entryAt(i: number): StoredEntry {
     if (this.#all !== undefined) return this.#all[i]!
