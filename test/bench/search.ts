@@ -43,6 +43,7 @@ import * as SearchIndex from "../../src/search/SearchIndex.js"
 import * as SearchPartition from "../../src/search/SearchPartition.js"
 import type { SearchRequest } from "../../src/search/SearchMessages.js"
 import { options, quantile, report, type Row } from "./report.js"
+import { random } from "../support/random.js"
 
 interface Doc {
   readonly id: string
@@ -50,17 +51,7 @@ interface Doc {
   readonly body: string
 }
 
-/** A seeded PRNG (mulberry32). */
-const prng = (seed: number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const prng = random
 
 /** A vocabulary of distinct pseudo-words (2 to 12 letters, short ones likelier) and a Zipf sampler. */
 const vocabulary = (size: number, next: () => number) => {

@@ -15,8 +15,6 @@
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import * as V8 from "node:v8"
-import * as Vm from "node:vm"
 import { Effect, ManagedRuntime } from "effect"
 import { Redis } from "ioredis"
 import { KeyValueStore, type KeyValueStoreShape } from "../../persistence/KeyValueStore.js"
@@ -30,6 +28,8 @@ import * as SortedSet from "../../src/sortedset/SortedSet.js"
 import * as SortedSetEntity from "../../src/sortedset/SortedSetEntity.js"
 import { startRedis } from "../support/RedisServer.js"
 import { options, report, type Row, throughput } from "./report.js"
+import { random } from "../support/random.js"
+import { collectGarbage } from "../support/gc.js"
 
 const PARTITION = "bench"
 const NAMESPACE = "zset:bench"
@@ -53,23 +53,7 @@ const engineTarget = (runtime: ManagedRuntime.ManagedRuntime<KeyValueStore, unkn
 
 const member = (i: number) => `member:${i}`
 
-/** A full GC, so heap figures measure what is live (the bench runs without --expose-gc). */
-const collect = (): void => {
-  V8.setFlagsFromString("--expose-gc")
-  ;(Vm.runInNewContext("gc") as () => void)()
-}
-
-/** A small deterministic generator, so both sides see the same kind of input. */
-const generator = (seed: number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const generator = random
 
 const openLevel = (directory: string) => ManagedRuntime.make(LevelStore.layer({ directory }))
 
@@ -106,10 +90,10 @@ const timedLoad = async (runtime: ManagedRuntime.ManagedRuntime<KeyValueStore, u
 const measureActive = async (directory: string, members: number, seconds: number, inflight: number, random: () => number) => {
   const runtime = openLevel(directory)
   try {
-    collect()
+    collectGarbage()
     const heapBefore = process.memoryUsage().heapUsed
     const { set, store, millis: loadMillis, cpuMillis: loadCpuMillis } = await timedLoad(runtime)
-    collect()
+    collectGarbage()
     const bytesPerMember = (process.memoryUsage().heapUsed - heapBefore) / members
     const target = engineTarget(runtime, store, set)
     const randomUpdates = () => Array.from({ length: inflight }, () => ({ member: member(Math.floor(random() * members)), score: Math.floor(random() * 1e9) }))
@@ -154,7 +138,7 @@ const measureEngine = async (members: number, seconds: number, inflight: number)
     await setupRuntime.dispose()
     const active = await measureActive(directory, members, seconds, inflight, random)
     // A second restart, the first set gone as it would be in a new process.
-    collect()
+    collectGarbage()
     const againRuntime = openLevel(directory)
     const again = await timedLoad(againRuntime)
     const card = again.set.state.card

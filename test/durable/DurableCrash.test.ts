@@ -29,22 +29,14 @@ import * as LevelStore from "../../persistence/LevelStore.js"
 import * as Feed from "../../src/feed/Feed.js"
 import { tempDir } from "../support/tempDir.js"
 import { durableNode, Ledger, testPrefix } from "./support.js"
+import { random } from "../support/random.js"
 
 const url = inject("redisUrl")
 const port = Number(new URL(url).port)
 const fixture = Path.resolve("dist/test/fixtures/durableChild.js")
 const seed = Number(process.env.DURABLE_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31))
 
-const generator = (start: number) => {
-  let state = start >>> 0
-  return (): number => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
+const generator = random
 
 interface Child {
   readonly process: ChildProcess

@@ -17,6 +17,7 @@ import { Messenger } from "../../actors/Messenger.js"
 import * as Feed from "../../src/feed/Feed.js"
 import { tempDir } from "../support/tempDir.js"
 import { feedNode } from "./support.js"
+import { collectGarbage } from "../support/gc.js"
 
 const run = <A, E>(layer: Layer.Layer<any, any>, effect: Effect.Effect<A, E, any>): Promise<A> =>
   Effect.runPromise(Effect.scoped(Effect.provide(effect, layer)) as Effect.Effect<A, E>)
@@ -136,7 +137,7 @@ describe("feeds", () => {
             timestamp: 1_000_000 + Math.floor((first + i) / 3)
           }))), { concurrency: 1, discard: true })
       }
-      global.gc?.()
+      collectGarbage()
       const before = process.memoryUsage().heapUsed
       for (let probe = 0; probe < 200; probe++) {
         const target = Math.floor(((probe * 7_919) % total)) + 1
@@ -155,7 +156,7 @@ describe("feeds", () => {
       assert.deepEqual(backward.items.map((item) => item.offset), [500_000, 499_999])
       const metadata = yield* feeds.metadata("big")
       assert.equal(metadata.count, total)
-      global.gc?.()
+      collectGarbage()
       const growth = process.memoryUsage().heapUsed - before
       assert.ok(growth < 64 * 1024 * 1024, `heap grew by ${Math.round(growth / 1e6)} MB while paging`)
     }))

@@ -22,21 +22,13 @@ import { describe, expect, it } from "vitest"
 import { crc32c } from "../../persistence/internal/bufferChecksum.js"
 import * as PersistentBuffer from "../../persistence/PersistentBuffer.js"
 import { tempDir } from "../support/tempDir.js"
+import { random } from "../support/random.js"
 
 const KILLS = 20
 const fixture = Path.resolve("dist/test/fixtures/bufferCrashChild.js")
 const options = { segmentBytesMax: 16 * 1024, writeBatchBytes: 4096, indexSpacingBytes: 4096 }
 
-const generator = (seed: number) => {
-  let state = seed >>> 0
-  return (): number => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
+const generator = random
 
 /** An element as a comparable number: run r, sequence s (s < 10^7 per run). */
 const order = (r: number, s: number) => r * 10_000_000 + s

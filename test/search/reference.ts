@@ -12,20 +12,14 @@ import type { IndexSchemaInput } from "../../src/search/IndexSchema.js"
 import * as QueryParser from "../../src/search/QueryParser.js"
 import type { Document, SearchRequest } from "../../src/search/SearchMessages.js"
 import { Effect } from "effect"
+import { random as mulberry32 } from "../support/random.js"
 
 // ---------------------------------------------------------------------------------------------
 // Randomness
 
 /** A seeded PRNG (mulberry32): the same seed gives the same corpus and queries. */
 export const random = (seed: number) => {
-  let state = seed >>> 0
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const next = mulberry32(seed)
   const int = (n: number) => Math.floor(next() * n)
   const pick = <A>(items: ReadonlyArray<A>): A => items[int(items.length)]!
   /** Zipf-like pick: earlier items are more likely. */

@@ -12,6 +12,7 @@ import { Cause, Effect, Exit } from "effect"
 import type { Redis } from "ioredis"
 import type { StoreView } from "../../persistence/StoreView.js"
 import type { AddFlags, RangeBounds, RangeQuery, ScoredMember, SortedSet, Side } from "../../src/sortedset/SortedSet.js"
+import { random as mulberry32 } from "../support/random.js"
 
 /** Which of the two sets an operation addresses. */
 export type SetName = "score" | "lex"
@@ -34,14 +35,7 @@ export type Outcome = { readonly ok: unknown } | { readonly error: string }
 
 /** mulberry32: a small seeded generator, good enough for test input. */
 export const random = (seed: number) => {
-  let state = seed >>> 0
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const next = mulberry32(seed)
   const int = (below: number) => Math.floor(next() * below)
   const pick = <A>(items: ReadonlyArray<A>): A => items[int(items.length)]!
   const chance = (p: number) => next() < p
