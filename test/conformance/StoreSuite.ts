@@ -534,16 +534,17 @@ const closedCase = <E>(makeLayer: () => Layer.Layer<Stores, E>) => async () => {
 }
 
 /**
- * Registers the conformance suite for a backend: every case, then every case again under a key
- * prefix, then use-after-close. `makeLayer` is called once per group, so it must give a fresh
- * instance each time (a new temp directory for LevelDB, for example).
+ * Registers the conformance suite for a backend: every case (of both services, unless `cases`
+ * says otherwise), then every case again under a key prefix, then use-after-close. `makeLayer` is
+ * called once per group, so it must give a fresh instance each time (a new temp directory for
+ * LevelDB, for example).
  */
-export const suite = <E>(name: string, makeLayer: () => Layer.Layer<Stores, E>): void => {
+export const suite = <E>(name: string, makeLayer: () => Layer.Layer<Stores, E>, cases: ReadonlyArray<Case> = [...keyValueCases, ...indexedCases]): void => {
   const register = (label: string, layer: () => Layer.Layer<Stores, E | unknown>) =>
     describe(label, () => {
       let runtime: ManagedRuntime.ManagedRuntime<Stores, unknown> | undefined
       const shared = () => (runtime ??= ManagedRuntime.make(layer()))
-      for (const testCase of [...keyValueCases, ...indexedCases]) {
+      for (const testCase of cases) {
         it(testCase.name, async () => {
           const exit = await shared().runPromiseExit(testCase.run)
           if (Exit.isFailure(exit)) throw new Error(Cause.pretty(exit.cause))
@@ -560,3 +561,9 @@ export const suite = <E>(name: string, makeLayer: () => Layer.Layer<Stores, E>):
     it("refuses use after close with StoreClosed", closedCase(makeLayer))
   })
 }
+
+/** The suite of the key-value service alone. */
+export const keyValueSuite = <E>(name: string, makeLayer: () => Layer.Layer<Stores, E>): void => suite(name, makeLayer, keyValueCases)
+
+/** The suite of the indexed service alone. */
+export const indexedSuite = <E>(name: string, makeLayer: () => Layer.Layer<Stores, E>): void => suite(name, makeLayer, indexedCases)
