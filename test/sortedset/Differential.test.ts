@@ -1,30 +1,41 @@
 /**
- * Goal: the sorted-set engine answers every operation exactly as a real Redis ZSET does, and
- * what it acknowledges is what a reload finds.
+ * Goal: a SortedSet entity answers every operation exactly as a real Redis ZSET does, and what it
+ * acknowledges is what a restart finds.
  *
  * Method: a seeded random sequence of at least 10,000 operations (every operation, mixed flags
  * and bounds, edge scores, repeated and Unicode members, members past the inline key limit) is
- * applied to the engine — over a direct view of a memory store, with a tiny delta bound so that
- * snapshots are rewritten all the time, and reloaded from the store every 1,000 operations — and
- * to the private test redis-server under a random key prefix. Every answer must agree (values
- * equal, or both an error). On a mismatch the sequence is shrunk by delta debugging and the
- * short reproduction is printed with the seed (`ZSET_SEED=<seed>` replays it). At the end, both
- * sets are reloaded and compared in full with Redis.
+ * applied to the private test redis-server under a random key prefix and, side by side:
+ * - to two SortedSet entities on a local runtime over LevelDB, every message and reply through a
+ *   JSON round trip of its schemas as between workers; the runtime and the store are stopped and
+ *   reopened every 1,000 operations;
+ * - to the engine itself over a memory store, reloaded every 1,000 operations.
+ * Both use a tiny delta bound, so snapshots are rewritten all the time. Every answer must agree
+ * (values equal, or both an error). On a mismatch the sequence is shrunk by delta debugging and
+ * the short reproduction is printed with the seed (`ZSET_SEED=<seed>` replays it). At the end,
+ * both sets are reloaded and compared in full with Redis.
  *
- * A second test plants a bug in the engine and checks that the harness catches and shrinks it.
+ * A last test plants a bug in the engine and checks that the harness catches and shrinks it.
  */
-import { Effect, ManagedRuntime } from "effect"
+import { Effect, Layer, ManagedRuntime } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import * as EntityRuntime from "../../actors/EntityRuntime.js"
+import { defaults, RuntimeConfig } from "../../actors/RuntimeConfig.js"
 import { KeyValueStore } from "../../persistence/KeyValueStore.js"
+import * as LevelStore from "../../persistence/LevelStore.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
 import * as StoreView from "../../persistence/StoreView.js"
 import * as SortedSet from "../../src/sortedset/SortedSet.js"
+import * as SortedSetEntity from "../../src/sortedset/SortedSetEntity.js"
+import { tempDir } from "../support/tempDir.js"
 import {
   agree,
+  type Ask,
   type Operation,
   type Outcome,
+  overTheWire,
   runEngine,
+  runEntity,
   runRedis,
   sequence,
   type SetName,
@@ -68,56 +79,125 @@ interface Mismatch {
 
 type Engines = Record<SetName, SortedSet.SortedSet>
 
+/** What the sequence is applied to: the engine itself, or SortedSet entities on a runtime. */
+interface Target {
+  readonly run: (operation: Operation) => Promise<Outcome>
+  /** Starts again from the store: the engine reloads, the runtime is stopped and started. */
+  readonly restart: () => Promise<void>
+  /** A set's members with their scores, in order, as a fresh reload finds them. */
+  readonly contents: (name: SetName) => Promise<Array<[string, number]>>
+  readonly close: () => Promise<void>
+}
+
+/** The engine over a direct view of a memory store; `plant` may change it (the planted bug). */
+const engineTarget = async (plant: (engines: Engines) => Engines = (engines) => engines): Promise<Target> => {
+  const runtime = ManagedRuntime.make(MemoryStore.layer)
+  const store = await runtime.runPromise(Effect.gen(function*() {
+    return yield* KeyValueStore
+  }))
+  const view = StoreView.direct(store, "zset-diff")
+  const load = () =>
+    runtime.runPromise(
+      Effect.all({ score: SortedSet.load(view, NAMESPACES.score), lex: SortedSet.load(view, NAMESPACES.lex) }).pipe(
+        Effect.provideService(SortedSet.SortedSetConfig, TEST_CONFIG)
+      )
+    )
+  let engines = plant(await load())
+  return {
+    run: (operation) => runEngine(engines, view, operation),
+    restart: async () => {
+      engines = plant(await load())
+    },
+    contents: async (name) => {
+      const live = engineContents(engines[name])
+      const reloaded = (await load())[name]
+      reloaded.state.check()
+      expect(engineContents(reloaded)).toEqual(live)
+      return engineContents(reloaded)
+    },
+    close: () => runtime.dispose()
+  }
+}
+
+/**
+ * Two SortedSet entities on a local runtime over LevelDB in a temp directory, every message
+ * and reply through a JSON round trip of its schemas (as between workers). A restart disposes
+ * the runtime and the store and opens them again on the same directory.
+ */
+const entityTarget = async (): Promise<Target> => {
+  const directory = tempDir("zset-diff")
+  const layer = SortedSetEntity.layer.pipe(
+    Layer.provide(Layer.succeed(SortedSet.SortedSetConfig)(TEST_CONFIG)),
+    Layer.provideMerge(EntityRuntime.layerLocal),
+    Layer.provideMerge(LevelStore.layer({ directory })),
+    Layer.provideMerge(Layer.succeed(RuntimeConfig)({ ...defaults, shardCount: 16 }))
+  )
+  const ids: Record<SetName, string> = { score: "diff-score", lex: "diff-lex" }
+  const start = async () => {
+    const runtime = ManagedRuntime.make(layer)
+    const client = await runtime.runPromise(SortedSetEntity.client)
+    const ask = overTheWire(SortedSetEntity.SortedSetEntity.rpcs as never, client.ask as unknown as Ask)
+    return { runtime, ask }
+  }
+  let current = await start()
+  return {
+    run: (operation) => runEntity(current.ask, ids, operation),
+    restart: async () => {
+      await current.runtime.dispose()
+      current = await start()
+    },
+    contents: async (name) => {
+      await current.runtime.dispose()
+      current = await start()
+      const reply = await Effect.runPromise(current.ask(ids[name], "Range", { by: "rank", min: 0, max: -1 })) as {
+        members: ReadonlyArray<{ member: string; score: number }>
+      }
+      return reply.members.map(({ member, score }): [string, number] => [member, score === 0 ? 0 : score])
+    },
+    close: () => current.runtime.dispose()
+  }
+}
+
 interface ReplayOptions {
   readonly reloadEvery?: number
-  /** Changes the engines before use (the planted-bug test). */
-  readonly plant?: (engines: Engines) => Engines
-  /** Sees the engines after every operation (statistics). */
-  readonly observe?: (engines: Engines, outcome: Outcome) => void
-  /** Runs after a sequence without mismatch, with a loader of fresh engines from the store. */
-  readonly finish?: (engines: Engines, reload: () => Promise<Engines>, keys: Record<SetName, string>) => Promise<void>
+  /** Sees the target after every operation (statistics). */
+  readonly observe?: (operation: Operation, outcome: Outcome) => void
+  /** Runs after a sequence without mismatch, with the target and the Redis keys. */
+  readonly finish?: (target: Target, keys: Record<SetName, string>) => Promise<void>
 }
 
 /** Replays `operations` from empty sets on both sides; returns the first mismatch, if any. */
-const replay = async (operations: ReadonlyArray<Operation>, options: ReplayOptions = {}): Promise<Mismatch | undefined> => {
+const replay = async (
+  makeTarget: () => Promise<Target>,
+  operations: ReadonlyArray<Operation>,
+  options: ReplayOptions = {}
+): Promise<Mismatch | undefined> => {
   const id = `${PREFIX}:${replays++}`
   const keys: Record<SetName, string> = { score: `${id}:score`, lex: `${id}:lex` }
-  const runtime = ManagedRuntime.make(MemoryStore.layer)
+  const target = await makeTarget()
   try {
-    const store = await runtime.runPromise(Effect.gen(function*() {
-      return yield* KeyValueStore
-    }))
-    const view = StoreView.direct(store, "zset-diff")
-    const reload = () =>
-      runtime.runPromise(
-        Effect.all({ score: SortedSet.load(view, NAMESPACES.score), lex: SortedSet.load(view, NAMESPACES.lex) }).pipe(
-          Effect.provideService(SortedSet.SortedSetConfig, TEST_CONFIG)
-        )
-      )
-    const plant = options.plant ?? ((engines: Engines) => engines)
-    let engines = plant(await reload())
     for (let index = 0; index < operations.length; index++) {
-      if (options.reloadEvery !== undefined && index > 0 && index % options.reloadEvery === 0) engines = plant(await reload())
+      if (options.reloadEvery !== undefined && index > 0 && index % options.reloadEvery === 0) await target.restart()
       const operation = operations[index]!
-      const engine = await runEngine(engines, view, operation)
+      const engine = await target.run(operation)
       const answer = await runRedis(redis, keys, operation)
       if (!agree(engine, answer)) return { index, operation, engine, redis: answer }
-      options.observe?.(engines, engine)
+      options.observe?.(operation, engine)
     }
-    await options.finish?.(engines, reload, keys)
+    await options.finish?.(target, keys)
     return undefined
   } finally {
     // Cleanup through the public API: this file's keys only, never FLUSHALL.
     await redis.del(keys.score, keys.lex)
-    await runtime.dispose()
+    await target.close()
   }
 }
 
 /** Shrinks a failing sequence and describes the reproduction. */
-const reproduce = async (operations: ReadonlyArray<Operation>, mismatch: Mismatch, options: ReplayOptions = {}) => {
+const reproduce = async (makeTarget: () => Promise<Target>, operations: ReadonlyArray<Operation>, mismatch: Mismatch) => {
   const failing = operations.slice(0, mismatch.index + 1)
-  const short = await shrink(failing, async (candidate) => (await replay(candidate, { plant: options.plant })) !== undefined)
-  const last = await replay(short, { plant: options.plant })
+  const short = await shrink(failing, async (candidate) => (await replay(makeTarget, candidate)) !== undefined)
+  const last = await replay(makeTarget, short)
   return { short, last }
 }
 
@@ -137,50 +217,57 @@ const contents = async (key: string) => {
   return out
 }
 
-const engineContents = (engine: SortedSet.SortedSet) => Array.from(engine.state.entries(), ({ member, score }) => [member, score])
+const engineContents = (engine: SortedSet.SortedSet): Array<[string, number]> =>
+  Array.from(engine.state.entries(), ({ member, score }): [string, number] => [member, score === 0 ? 0 : score])
+
+/**
+ * Applies the seeded sequence to a target, restarting it every 1,000 operations, compares every
+ * answer and then the final contents with Redis; on a mismatch, shrinks and fails.
+ */
+const differential = async (label: string, makeTarget: () => Promise<Target>) => {
+  console.log(`zset differential (${label}): seed ${SEED}, ${LENGTH} operations (replay with ZSET_SEED=${SEED})`)
+  const operations = sequence(SEED, LENGTH)
+  const kinds = new Set(operations.map((operation) => `${operation.op}${"query" in operation ? `:${operation.query.by}` : ""}`))
+  expect([...kinds].sort()).toEqual([
+    "add", "card", "count", "incrBy", "pop", "range:lex", "range:rank", "range:score", "rank", "remove", "removeRange", "score"
+  ])
+  const finalCards: Record<string, number> = {}
+  const largest = { score: 0, lex: 0 }
+  let errors = 0
+  const mismatch = await replay(makeTarget, operations, {
+    reloadEvery: 1_000,
+    observe: (operation, outcome) => {
+      if ("error" in outcome) errors++
+      else if (operation.op === "card") largest[operation.set] = Math.max(largest[operation.set], outcome.ok as number)
+    },
+    finish: async (target, keys) => {
+      for (const name of ["score", "lex"] as const) {
+        const expected = await contents(keys[name])
+        expect(await target.contents(name)).toEqual(expected)
+        finalCards[name] = expected.length
+      }
+    }
+  })
+  if (mismatch !== undefined) {
+    const { short, last } = await reproduce(makeTarget, operations, mismatch)
+    const lines = short.map(printable).join("\n")
+    console.log(`zset differential (${label}) FAILED, seed ${SEED}, operation ${mismatch.index}; shrunk to ${short.length}:\n${lines}\n` +
+      `last: ours ${printable(last?.engine)} redis ${printable(last?.redis)}`)
+    expect.fail(`mismatch at operation ${mismatch.index} (seed ${SEED}): ours ${JSON.stringify(mismatch.engine)}, redis ${JSON.stringify(mismatch.redis)}; shrunk repro of ${short.length} operations printed above`)
+  }
+  console.log(`zset differential (${label}): all ${LENGTH} operations agree; ${errors} refused on both sides; largest sets ` +
+    `seen by card ${JSON.stringify(largest)}; final sizes ${JSON.stringify(finalCards)}`)
+  // The sequence must reach sets past Redis's listpack limit (128) to compare its skip list too.
+  expect(largest.score).toBeGreaterThan(128)
+}
 
 describe("sorted set against a real Redis", () => {
-  it(`answers ${LENGTH} seeded random operations as Redis does, and reloads what it acknowledged`, async () => {
-    console.log(`zset differential: seed ${SEED}, ${LENGTH} operations (replay with ZSET_SEED=${SEED})`)
-    const operations = sequence(SEED, LENGTH)
-    const kinds = new Set(operations.map((operation) => `${operation.op}${"query" in operation ? `:${operation.query.by}` : ""}`))
-    expect([...kinds].sort()).toEqual([
-      "add", "card", "count", "incrBy", "pop", "range:lex", "range:rank", "range:score", "rank", "remove", "removeRange", "score"
-    ])
-    let finalCards: Record<string, number> = {}
-    const largest = { score: 0, lex: 0 }
-    let cardTotal = 0
-    let errors = 0
-    const mismatch = await replay(operations, {
-      reloadEvery: 1_000,
-      observe: (engines, outcome) => {
-        largest.score = Math.max(largest.score, engines.score.state.card)
-        largest.lex = Math.max(largest.lex, engines.lex.state.card)
-        cardTotal += engines.score.state.card
-        if ("error" in outcome) errors++
-      },
-      finish: async (engines, reload, keys) => {
-        const reloaded = await reload()
-        for (const name of ["score", "lex"] as const) {
-          const expected = await contents(keys[name])
-          expect(engineContents(engines[name])).toEqual(expected)
-          expect(engineContents(reloaded[name])).toEqual(expected)
-          reloaded[name].state.check()
-          finalCards[name] = expected.length
-        }
-      }
-    })
-    if (mismatch !== undefined) {
-      const { short, last } = await reproduce(operations, mismatch)
-      const lines = short.map(printable).join("\n")
-      console.log(`zset differential FAILED, seed ${SEED}, operation ${mismatch.index}; shrunk to ${short.length}:\n${lines}\n` +
-        `last: engine ${printable(last?.engine)} redis ${printable(last?.redis)}`)
-      expect.fail(`mismatch at operation ${mismatch.index} (seed ${SEED}): engine ${JSON.stringify(mismatch.engine)}, redis ${JSON.stringify(mismatch.redis)}; shrunk repro of ${short.length} operations printed above`)
-    }
-    console.log(`zset differential: all ${LENGTH} operations agree; ${errors} refused on both sides; largest sets ` +
-      `${JSON.stringify(largest)}, mean score-set size ${(cardTotal / LENGTH).toFixed(0)}; final sizes ${JSON.stringify(finalCards)}`)
-    // The sequence must reach sets past Redis's listpack limit (128) to compare its skip list too.
-    expect(largest.score).toBeGreaterThan(128)
+  it(`answers ${LENGTH} seeded random operations to SortedSet entities (LevelDB, messages over the wire) as Redis does`, async () => {
+    await differential("entity", entityTarget)
+  }, 300_000)
+
+  it(`answers the same ${LENGTH} operations from the engine itself as Redis does, and reloads what it acknowledged`, async () => {
+    await differential("engine", () => engineTarget())
   }, 300_000)
 
   it("catches a planted bug and shrinks it to a short reproduction", async () => {
@@ -194,10 +281,11 @@ describe("sorted set against a real Redis", () => {
         rank: (member, rev) => Effect.map(engines.score.rank(member, rev), (rank) => (buggy(member, rev) && rank !== undefined ? rank + 1 : rank))
       }
     })
+    const makeTarget = () => engineTarget(plant)
     const operations = sequence(SEED ^ 0x5bd1e995, 6_000)
-    const mismatch = await replay(operations, { plant })
+    const mismatch = await replay(makeTarget, operations)
     expect(mismatch).toBeDefined()
-    const { short, last } = await reproduce(operations, mismatch!, { plant })
+    const { short, last } = await reproduce(makeTarget, operations, mismatch!)
     console.log(`planted bug shrunk from ${mismatch!.index + 1} to ${short.length} operations: ${printable(short)}`)
     expect(short.length).toBeLessThanOrEqual(3)
     expect(last?.operation).toMatchObject({ op: "rank", rev: true })

@@ -8,7 +8,8 @@
  * both refuse is generated; the engine's deliberate refusals (empty members, lone surrogates,
  * hexadecimal bounds) are covered by the bad-input tests instead.
  */
-import { Cause, Effect, Exit } from "effect"
+import { Cause, Effect, Exit, Schema } from "effect"
+import type { Rpc } from "effect/rpc"
 import type { Redis } from "ioredis"
 import type { StoreView } from "../../persistence/StoreView.js"
 import type { AddFlags, RangeBounds, RangeQuery, ScoredMember, SortedSet, Side } from "../../src/sortedset/SortedSet.js"
@@ -195,6 +196,88 @@ export const runEngine = async (engines: Record<SetName, SortedSet>, view: Store
   if (Exit.isSuccess(exit)) return { ok: exit.value }
   const error = Cause.findErrorOption(exit.cause)
   if (error._tag === "None") throw new Error(`engine defect on ${JSON.stringify(operation)}: ${Cause.pretty(exit.cause)}`)
+  return { error: `${error.value._tag}(${error.value.field ?? ""})` }
+}
+
+/** The entity message of an operation: its tag and payload (the request's fields). */
+export const entityMessage = (operation: Operation): { readonly tag: string; readonly payload: Record<string, unknown> } => {
+  switch (operation.op) {
+    case "add":
+      return { tag: "Add", payload: { members: operation.members, ...operation.flags } }
+    case "incrBy":
+      return { tag: "IncrBy", payload: { member: operation.member, by: operation.by } }
+    case "remove":
+      return { tag: "Remove", payload: { members: operation.members } }
+    case "score":
+      return { tag: "Score", payload: { member: operation.member } }
+    case "rank":
+      return { tag: "Rank", payload: { member: operation.member, rev: operation.rev } }
+    case "range":
+      return { tag: "Range", payload: { ...operation.query } }
+    case "count":
+      return { tag: "Count", payload: { min: operation.min, max: operation.max } }
+    case "card":
+      return { tag: "Card", payload: {} }
+    case "pop":
+      return { tag: "Pop", payload: { side: operation.side, ...(operation.count === undefined ? {} : { count: operation.count }) } }
+    case "removeRange":
+      return { tag: "RemoveRange", payload: { ...operation.bounds } }
+  }
+}
+
+type ScoredReply = ReadonlyArray<{ readonly member: string; readonly score: number }>
+
+/** An entity's reply, normalised like the engine's answer. */
+const entityAnswer = (operation: Operation, reply: any): unknown => {
+  switch (operation.op) {
+    case "add":
+    case "remove":
+    case "count":
+    case "removeRange":
+      return reply.count
+    case "incrBy":
+      return number(reply.score)
+    case "score":
+      return reply.score === null ? null : number(reply.score)
+    case "rank":
+      return reply.rank
+    case "card":
+      return reply.card
+    case "range":
+    case "pop":
+      return (reply.members as ScoredReply).map(({ member, score }) => [member, number(score)])
+  }
+}
+
+/** Sends a message to an entity: `(id, tag, payload)` to its reply, or a typed failure. */
+export type Ask = (id: string, tag: string, payload: unknown) => Effect.Effect<unknown, { readonly _tag: string; readonly field?: string }>
+
+/**
+ * A JSON round trip through a message's schemas, as between two workers: the payload encoded
+ * by the sender and decoded by the owner, the reply encoded by the owner and decoded by the
+ * sender. A value the schemas refuse fails as `InvalidMessage`, naming the side.
+ */
+export const overTheWire = (rpcs: ReadonlyMap<string, Rpc.AnyWithProps>, ask: Ask): Ask => (id, tag, payload) => {
+  const rpc = rpcs.get(tag)!
+  const payloadCodec = Schema.toCodecJson(rpc.payloadSchema) as unknown as Schema.Codec<unknown, unknown>
+  const replyCodec = Schema.toCodecJson(rpc.successSchema) as unknown as Schema.Codec<unknown, unknown>
+  const refused = (side: string) => ({ _tag: "InvalidMessage", field: side })
+  return Effect.gen(function*() {
+    const wire = yield* Effect.mapError(Schema.encodeUnknownEffect(payloadCodec)(payload), () => refused("payload"))
+    const decoded = yield* Effect.mapError(Schema.decodeUnknownEffect(payloadCodec)(JSON.parse(JSON.stringify(wire))), () => refused("payload"))
+    const reply = yield* ask(id, tag, decoded)
+    const encoded = yield* Effect.mapError(Schema.encodeUnknownEffect(replyCodec)(reply), () => refused("reply"))
+    return yield* Effect.mapError(Schema.decodeUnknownEffect(replyCodec)(JSON.parse(JSON.stringify(encoded))), () => refused("reply"))
+  })
+}
+
+/** Runs one operation as a message to the SortedSet entity `ids[set]` and normalises its reply. */
+export const runEntity = async (ask: Ask, ids: Record<SetName, string>, operation: Operation): Promise<Outcome> => {
+  const { tag, payload } = entityMessage(operation)
+  const exit = await Effect.runPromiseExit(ask(ids[operation.set], tag, payload))
+  if (Exit.isSuccess(exit)) return { ok: entityAnswer(operation, exit.value) }
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "None") throw new Error(`entity defect on ${JSON.stringify(operation)}: ${Cause.pretty(exit.cause)}`)
   return { error: `${error.value._tag}(${error.value.field ?? ""})` }
 }
 
