@@ -125,6 +125,9 @@ export const FIELDS_MAX = 64
 /** Most partitions: a query fans out to every one of them. */
 export const PARTITIONS_MAX = 256
 
+/** Partitions of an index whose definition names none. */
+export const PARTITIONS_DEFAULT = 8
+
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/
 
 const invalid = (field: string, message: string) => new InvalidSchema({ field, message })
@@ -169,7 +172,7 @@ export const make = (input: IndexSchemaInput): Effect.Effect<IndexSchema, Invali
     const b = input.bm25?.b ?? 0.75
     if (!Number.isFinite(k1) || k1 < 0) return Effect.fail(invalid("bm25.k1", "must be a non-negative finite number"))
     if (!Number.isFinite(b) || b < 0 || b > 1) return Effect.fail(invalid("bm25.b", "must be between 0 and 1"))
-    const partitions = input.partitions ?? 8
+    const partitions = input.partitions ?? PARTITIONS_DEFAULT
     if (!Number.isInteger(partitions) || partitions < 1 || partitions > PARTITIONS_MAX) {
       return Effect.fail(invalid("partitions", `must be an integer from 1 to ${PARTITIONS_MAX}`))
     }

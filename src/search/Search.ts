@@ -53,10 +53,9 @@ export const make: Effect.Effect<SearchShape, never, Messenger> = Effect.gen(fun
   const partitions = yield* EntityClient.make(SearchEntity.PartitionEntity)
   const opened = new Map<string, RemoteIndex>()
 
-  const partitionClient = (index: string, p: number, definition: IndexSchema.IndexSchemaInput): SearchIndex.PartitionClient<
+  const partitionClient = (id: string, definition: IndexSchema.IndexSchemaInput): SearchIndex.PartitionClient<
     Messages.PartitionError | DeliveryFailure
   > => {
-    const id = SearchEntity.partitionId(index, p)
     const payload = definition as unknown as SearchEntity.DefinitionJson
     const ask = <A>(request: Messages.PartitionRequest) =>
       Effect.map(partitions.ask(id, "Partition", { definition: payload, request }), (reply) => reply as unknown as A)
@@ -80,11 +79,12 @@ export const make: Effect.Effect<SearchShape, never, Messenger> = Effect.gen(fun
     return remote
   }
 
-  const build = (index: string, definition: IndexSchema.IndexSchemaInput) =>
+  const build = (index: string, described: SearchEntity.Described) =>
     Effect.gen(function*() {
+      const definition = described.definition as unknown as IndexSchema.IndexSchemaInput
       // The catalog validated the definition, so a failure here is a bug, not bad input.
       const schema = yield* Effect.orDie(IndexSchema.make(definition))
-      const clients = Array.from({ length: schema.partitions }, (_, p) => partitionClient(index, p, definition))
+      const clients = described.partitions.map((id) => partitionClient(id, definition))
       return remember(index, yield* Effect.orDie(SearchIndex.make(schema, clients)))
     })
 
@@ -92,8 +92,8 @@ export const make: Effect.Effect<SearchShape, never, Messenger> = Effect.gen(fun
     Effect.suspend(() => {
       const cached = opened.get(index)
       if (cached !== undefined) return Effect.succeed(remember(index, cached))
-      return Effect.flatMap(catalog.ask(index, "Describe"), (definition) =>
-        definition === null ? Effect.succeed(undefined) : build(index, definition as unknown as IndexSchema.IndexSchemaInput))
+      return Effect.flatMap(catalog.ask(index, "Describe"), (described) =>
+        described === null ? Effect.succeed(undefined) : build(index, described))
     })
 
   const define: SearchShape["define"] = (index, definition) =>

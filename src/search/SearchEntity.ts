@@ -1,15 +1,22 @@
 /**
  * Search as entities. An index is a catalog entity (`search.catalog`, id = index name) holding its
- * definition, and P partition entities (`search`, id = `<p>:<index>`), each serving one
+ * definition and its placement, and P partition entities (`search`), each serving one
  * partition's engine over its own slice of the store. Every partition request carries the
  * index definition, so a partition activated anywhere builds the same engine (and refuses data
  * written under another definition with `SchemaMismatch`). Engines of one process share one
  * bounded postings cache.
+ *
+ * Placement: when the catalog creates an index it chooses the P partition ids so that each one
+ * hashes to a shard of its own (`placement`), and stores them next to the definition; clients
+ * read them with the definition. The ids never change afterwards (the shard count of a cluster
+ * is fixed for the life of its data), so neither does the placement.
  */
 import { Effect, Layer, Schema } from "effect"
 import { Rpc } from "effect/rpc"
 import * as Entity from "../../actors/Entity.js"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
+import { RuntimeConfig } from "../../actors/RuntimeConfig.js"
+import { shardOf } from "../../actors/ShardId.js"
 import * as IndexSchema from "./IndexSchema.js"
 import { IndexExists, InvalidSchema } from "./SearchError.js"
 import * as SearchMessages from "./SearchMessages.js"
@@ -25,8 +32,12 @@ export const Define = Rpc.make("Define", {
   success: Schema.Struct({ created: Schema.Boolean }),
   error: Schema.Union([InvalidSchema, IndexExists])
 })
-/** The index's definition, or null when it was never defined. */
-export const Describe = Rpc.make("Describe", { success: Schema.NullOr(Definition) })
+/** An index as its catalog holds it: the definition and the ids of its P partition entities, in order. */
+export const Described = Schema.Struct({ definition: Definition, partitions: Schema.Array(Schema.String) })
+export type Described = typeof Described.Type
+
+/** The index's definition and placement, or null when it was never defined. */
+export const Describe = Rpc.make("Describe", { success: Schema.NullOr(Described) })
 
 /** The catalog entity type: one per index. */
 export const Catalog = Entity.make("search.catalog", [Define, Describe])
@@ -41,26 +52,73 @@ export const Partition = Rpc.make("Partition", {
 /** The partition entity type: `P` per index. */
 export const PartitionEntity = Entity.make("search", [Partition])
 
-/** The id of partition `p` of `index`. */
+/** The id of partition `p` of `index` before placement was chosen (indexes created without it). */
 export const partitionId = (index: string, p: number): string => `${p}:${index}`
 
-const DEFINITION = "definition"
+/** Candidate ids tried per partition (each one misses with probability below P / shardCount). */
+const PLACEMENT_ATTEMPTS_MAX = 4_096
 
-/** The catalog's behaviour: the definition lives under one key of the entity's own slice. */
+/**
+ * The ids of the P partitions of `index`, each on a shard of its own among `shardCount`:
+ * partition p takes the first of `<p>:<index>`, `<p>.1:<index>`, `<p>.2:<index>`... whose shard no
+ * earlier partition holds. Deterministic, so every process computes the same placement.
+ */
+export const placement = (index: string, partitions: number, shardCount: number): Effect.Effect<Array<string>, InvalidSchema> =>
+  Effect.suspend(() => {
+    if (partitions > shardCount) {
+      return Effect.fail(new InvalidSchema({ field: "partitions", message: `must be at most the shard count (${shardCount}), so that each partition has a shard of its own` }))
+    }
+    const taken = new Set<number>()
+    const ids: Array<string> = []
+    for (let p = 0; p < partitions; p++) {
+      let attempt = 0
+      let id = partitionId(index, p)
+      while (taken.has(shardOf(PartitionEntity.type, id, shardCount))) {
+        if (++attempt >= PLACEMENT_ATTEMPTS_MAX) {
+          return Effect.fail(new InvalidSchema({ field: "partitions", message: `no shard of its own found for partition ${p}` }))
+        }
+        id = `${p}.${attempt}:${index}`
+      }
+      taken.add(shardOf(PartitionEntity.type, id, shardCount))
+      ids.push(id)
+    }
+    return Effect.succeed(ids)
+  })
+
+const DEFINITION = "definition"
+const PARTITIONS = "partitions"
+
+const readJson = (bytes: Uint8Array | undefined): unknown => (bytes === undefined ? undefined : JSON.parse(Buffer.from(bytes).toString("utf8")))
+
+/**
+ * The catalog's behaviour: the definition and the partition ids live under two keys of the
+ * entity's own slice. An index stored before placement existed has no ids: its partitions keep
+ * the ids they were written under.
+ */
 export const catalogBehavior = Entity.direct(Catalog, {
-  recover: ({ view }) =>
-    Effect.map(view.get(DEFINITION, ""), (bytes) => (bytes === undefined ? null : (JSON.parse(Buffer.from(bytes).toString("utf8")) as Schema.Json))),
+  recover: ({ id, view }) =>
+    Effect.gen(function*() {
+      const definition = readJson(yield* view.get(DEFINITION, "")) as Schema.Json | undefined
+      if (definition === undefined) return null
+      const stored = readJson(yield* view.get(PARTITIONS, "")) as Array<string> | undefined
+      const count = (definition as { partitions?: number }).partitions ?? IndexSchema.PARTITIONS_DEFAULT
+      const partitions = stored ?? Array.from({ length: count }, (_, p) => partitionId(id, p))
+      return { definition, partitions } as Described
+    }),
   handlers: {
     Define: ({ definition }, context) =>
       Effect.gen(function*() {
         const text = JSON.stringify(definition)
         if (context.state !== null) {
-          if (JSON.stringify(context.state) === text) return { created: false }
+          if (JSON.stringify(context.state.definition) === text) return { created: false }
           return yield* Effect.fail(new IndexExists({ field: "definition", index: context.id }))
         }
-        yield* IndexSchema.make(definition as unknown as IndexSchema.IndexSchemaInput)
+        const schema = yield* IndexSchema.make(definition as unknown as IndexSchema.IndexSchemaInput)
+        const { shardCount } = yield* RuntimeConfig
+        const partitions = yield* placement(context.id, schema.partitions, shardCount)
         yield* context.view.put(DEFINITION, "", text)
-        context.setState(definition)
+        yield* context.view.put(PARTITIONS, "", JSON.stringify(partitions))
+        context.setState({ definition, partitions })
         return { created: true }
       }),
     Describe: (_, context) => Effect.succeed(context.state)
