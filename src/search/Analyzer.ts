@@ -10,8 +10,16 @@
  * as Lucene's StandardTokenizer does).
  */
 
-/** Stop words: none, a built-in list, or an explicit list (normalized like the text). */
-export type StopWords = "none" | "english" | ReadonlyArray<string>
+import { type Language, stopWordLists } from "./internal/stopWords.js"
+
+export { isLanguage, type Language, languages } from "./internal/stopWords.js"
+
+/**
+ * Stop words: none, the built-in list of a language (`english`, `french`, `german`, `spanish`,
+ * `italian`, `portuguese`, `dutch`, `swedish`, `danish`, `norwegian`, `finnish`, `russian`), or an
+ * explicit list (normalized like the text).
+ */
+export type StopWords = "none" | Language | ReadonlyArray<string>
 
 /** How one text field is analyzed. */
 export interface AnalyzerOptions {
@@ -43,11 +51,7 @@ export interface Analyzer {
 }
 
 /** The English stop words (Lucene's default English set). */
-export const englishStopWords: ReadonlyArray<string> = [
-  "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
-  "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
-  "will", "with"
-]
+export const englishStopWords: ReadonlyArray<string> = stopWordLists.english
 
 /** The default term length bound, in characters (UTF-16 code units). */
 export const TERM_LENGTH_MAX = 64
@@ -95,7 +99,8 @@ export const make = (options: AnalyzerOptions = {}): Analyzer => {
     termLengthMax: options.termLengthMax ?? TERM_LENGTH_MAX
   }
   const normalize = normalizer(resolved.lowercase, resolved.foldDiacritics)
-  const list = resolved.stopWords === "none" ? [] : resolved.stopWords === "english" ? englishStopWords : resolved.stopWords
+  const stopWords = resolved.stopWords
+  const list = stopWords === "none" ? [] : typeof stopWords === "string" ? stopWordLists[stopWords] : stopWords
   const stop = new Set<string>()
   for (const word of list) eachToken(normalize(word), (token) => stop.add(token))
   const lengthMax = resolved.termLengthMax

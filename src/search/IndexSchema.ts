@@ -143,8 +143,8 @@ const checkField = (name: string, definition: FieldDefinition): InvalidSchema | 
   if (definition.type !== "text") return invalid(`${at}.type`, "must be \"text\", \"keyword\" or \"numeric\"")
   if (definition.boost !== undefined && !positiveFinite(definition.boost)) return invalid(`${at}.boost`, "must be a positive finite number")
   const stop = definition.stopWords
-  if (stop !== undefined && stop !== "none" && stop !== "english" && !(Array.isArray(stop) && stop.every((word) => typeof word === "string"))) {
-    return invalid(`${at}.stopWords`, "must be \"none\", \"english\" or a list of words")
+  if (stop !== undefined && stop !== "none" && !Analyzer.isLanguage(stop) && !(Array.isArray(stop) && stop.every((word) => typeof word === "string"))) {
+    return invalid(`${at}.stopWords`, `must be "none", a language (${Analyzer.languages.join(", ")}) or a list of words`)
   }
   return undefined
 }

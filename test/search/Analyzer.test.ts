@@ -33,6 +33,32 @@ describe("Analyzer", () => {
     })
   })
 
+  it("has a stop word list per language, each applied to its own language only", () => {
+    const samples: Record<Analyzer.Language, [string, Array<string>]> = {
+      english: ["The cat is on the mat", ["cat", "mat"]],
+      french: ["Le chat est sur la table avec les enfants", ["chat", "table", "enfants"]],
+      german: ["Der Hund ist für die Kinder und nicht für mich", ["hund", "kinder"]],
+      spanish: ["El perro está en la casa con los niños", ["perro", "casa", "ninos"]],
+      italian: ["Il gatto è sulla tavola con i bambini", ["gatto", "tavola", "bambini"]],
+      portuguese: ["O cão está na mesa com as crianças", ["cao", "mesa", "criancas"]],
+      dutch: ["De hond is in het huis met de kinderen", ["hond", "huis", "kinderen"]],
+      swedish: ["Hunden och katten är på bordet", ["hunden", "katten", "bordet"]],
+      danish: ["Hunden og katten er på bordet", ["hunden", "katten", "bordet"]],
+      norwegian: ["Hunden og katten er på bordet", ["hunden", "katten", "bordet"]],
+      finnish: ["Koira ja kissa ovat pöydällä", ["koira", "kissa", "poydalla"]],
+      russian: ["Собака и кошка на столе", ["собака", "кошка", "столе"]]
+    }
+    expect(Object.keys(samples).sort()).toEqual([...Analyzer.languages].sort())
+    for (const language of Analyzer.languages) {
+      const [text, expected] = samples[language]
+      expect(terms(text, { stopWords: language }), language).toEqual(expected)
+      // No list removes content words of its own sample, and "none" removes nothing.
+      expect(terms(text, { stopWords: "none" }).length, language).toBeGreaterThan(expected.length)
+    }
+    // A list belongs to its language: German stop words stay in French text.
+    expect(terms("die und der", { stopWords: "french" })).toEqual(["die", "und", "der"])
+  })
+
   it("normalizes custom stop words like the text", () => {
     expect(terms("Über alles", { stopWords: ["ÜBER"] })).toEqual(["alles"])
   })
