@@ -4,18 +4,15 @@
  * and the cursor of the next page; `retry` sends one again, to the end of its entity's order;
  * `purge` removes one (`--id`), a type's (`--type`) or all (`--all`).
  */
-import { Config, Console, Effect, Option } from "effect"
+import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as DeadLetters from "../durable/DeadLetters.js"
 import * as Node from "../node/Node.js"
-import { redis } from "./IngestCommand.js"
+import * as Settings from "./Settings.js"
 
-const queue = Flag.String("queue").pipe(
-  Flag.withDescription("the durable messages' BullMQ queue (env SHARDFEED_DURABLE_QUEUE; default shardfeed-durable)"),
-  Flag.withFallbackConfig(Config.String("SHARDFEED_DURABLE_QUEUE")),
-  Flag.withDefault("shardfeed-durable")
-)
-const prefix = Flag.String("prefix").pipe(Flag.withDescription("the durable messages' BullMQ key prefix (default shardfeed)"), Flag.withDefault("shardfeed"))
+const queue = Settings.string("queue", "the durable messages' BullMQ queue", "shardfeed-durable", Settings.envName("durable-queue"))
+const prefix = Settings.string("prefix", "the durable messages' BullMQ key prefix", "shardfeed", Settings.envName("durable-prefix"))
+const redis = Settings.redis
 
 const provide = <A, E>(flags: { readonly redis: string; readonly queue: string; readonly prefix: string }, effect: Effect.Effect<A, E, DeadLetters.DeadLetters>) =>
   effect.pipe(Effect.provide(DeadLetters.layer({ url: flags.redis, config: { queueName: flags.queue, prefix: flags.prefix } })))

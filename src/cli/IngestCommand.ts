@@ -5,9 +5,8 @@
  * it also serves HTTP API v1. It runs until SIGTERM or SIGINT, then appends what it buffered,
  * gives the queue's lease up, closes the store and exits 0.
  */
-import { Config, Console, Effect, Layer, Option } from "effect"
-import { Command, Flag } from "effect/cli"
-import { defaults } from "../../actors/RuntimeConfig.js"
+import { Console, Effect, Layer, Option } from "effect"
+import { Command, type Flag } from "effect/cli"
 import { redactUrl } from "../../persistence/RedisConnection.js"
 import { InvalidArgument } from "../../persistence/StoreError.js"
 import * as IngestBridge from "../durable/IngestBridge.js"
@@ -18,43 +17,32 @@ import * as Settings from "./Settings.js"
 
 const parsers = "Static(s), JobName, JobId, Data(path), Header(name)"
 
-/** `--redis`: where the producers' queue lives. */
-export const redis = Flag.String("redis").pipe(
-  Flag.withDescription("Redis URL, redis:// or rediss:// (env SHARDFEED_REDIS); its password is never printed"),
-  Flag.withFallbackConfig(Config.String("SHARDFEED_REDIS"))
-)
+/** An ingest setting: its environment variable is `SHARDFEED_INGEST_<FLAG>` (`ingest<Flag>` in the file). */
+const ingest = <A>(make: (flag: string, description: string, fallback: A, env: string) => Flag.Flag<A>) =>
+  (flag: string, description: string, fallback: A) => make(flag, description, fallback, Settings.envName(`ingest-${flag}`))
 
 const flags = {
-  redis,
-  queue: Flag.String("queue").pipe(Flag.withDescription("the BullMQ queue other systems add jobs to")),
-  prefix: Flag.String("prefix").pipe(Flag.withDescription("the producers' BullMQ key prefix (default bull)"), Flag.withDefault("bull")),
-  keyspace: Flag.String("keyspace").pipe(Flag.withDescription(`where the feed's keyspace is: ${parsers}, or None for feeds without one`)),
-  feed: Flag.String("feed").pipe(Flag.withDescription(`where the feed's name is: ${parsers}`)),
-  nonce: Flag.String("nonce").pipe(
-    Flag.withDescription(`where the entry's nonce is (exactly-once appends): ${parsers}, JobTimestamp or None (default None)`),
-    Flag.withDefault("None")
+  redis: Settings.redis,
+  queue: Settings.requiredString("queue", "the BullMQ queue other systems add jobs to", Settings.envName("ingest-queue")),
+  prefix: ingest(Settings.string)("prefix", "the producers' BullMQ key prefix", "bull"),
+  keyspace: Settings.requiredString("keyspace", `where the feed's keyspace is: ${parsers}, or None for feeds without one`, Settings.envName("ingest-keyspace")),
+  feed: Settings.requiredString("feed", `where the feed's name is: ${parsers}`, Settings.envName("ingest-feed")),
+  nonce: ingest(Settings.string)("nonce", `where the entry's nonce is (exactly-once appends): ${parsers}, JobTimestamp or None`, "None"),
+  timestamp: ingest(Settings.string)(
+    "timestamp",
+    "where the entry's timestamp is, in ms: Static(n), Data(path), Header(name), JobTimestamp or None (the feed's clock)",
+    "None"
   ),
-  timestamp: Flag.String("timestamp").pipe(
-    Flag.withDescription("where the entry's timestamp is, in ms: Static(n), Data(path), Header(name), JobTimestamp or None (default None: the feed's clock)"),
-    Flag.withDefault("None")
-  ),
-  value: Flag.String("value").pipe(Flag.withDescription("where the entry's value is: Data (the whole job data, the default) or Data(path)"), Flag.withDefault("Data")),
-  flushInterval: Flag.Int("flush-interval").pipe(Flag.withDescription("append a feed's buffered entries once the oldest waited this many ms (default 100)"), Flag.withDefault(100)),
-  batchItems: Flag.Int("batch-items").pipe(Flag.withDescription("entries per append at most (default 1000)"), Flag.withDefault(1_000)),
-  batchBytes: Flag.Int("batch-bytes").pipe(Flag.withDescription("bytes per append at most (default 1048576)"), Flag.withDefault(1024 * 1024)),
-  lease: Flag.Int("lease").pipe(
-    Flag.withDescription("ms of the queue's consumer lease: another ingest process takes over this long after a crash (default 10000)"),
-    Flag.withDefault(10_000)
-  ),
+  value: ingest(Settings.string)("value", "where the entry's value is: Data (the whole job data) or Data(path)", "Data"),
+  flushInterval: ingest(Settings.integer)("flush-interval", "append a feed's buffered entries once the oldest waited this many ms", 100),
+  batchItems: ingest(Settings.integer)("batch-items", "entries per append at most", 1_000),
+  batchBytes: ingest(Settings.integer)("batch-bytes", "bytes per append at most", 1024 * 1024),
+  lease: ingest(Settings.integer)("lease", "ms of the queue's consumer lease: another ingest process takes over this long after a crash", 10_000),
   data: Settings.data,
-  http: Flag.String("http").pipe(Flag.withDescription("also serve HTTP API v1 on host:port (default: no HTTP)"), Flag.optional),
+  http: Settings.optionalString("http", "also serve HTTP API v1 on host:port", "no HTTP", Settings.envName("ingest-http")),
   token: Settings.token,
-  shards: Flag.Int("shards").pipe(
-    Flag.withDescription(`shard count; must match the data directory's (env SHARDFEED_SHARDS; default ${defaults.shardCount})`),
-    Flag.withFallbackConfig(Config.Int("SHARDFEED_SHARDS")),
-    Flag.withDefault(defaults.shardCount)
-  ),
-  sync: Flag.Boolean("sync").pipe(Flag.withDescription("fsync every commit (default off)"), Flag.withDefault(false))
+  shards: Settings.shards,
+  sync: Settings.sync
 }
 
 /** The ingest command. */

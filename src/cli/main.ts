@@ -3,26 +3,28 @@
  * The `shardfeed` command line: `serve` (a node on the embedded default; `npm start` runs it with
  * the defaults), `worker` (joins a Redis-coordinated cluster), `ingest` (BullMQ jobs into feeds),
  * `dead-letters` (list, retry, purge), `dump` and `restore` (archives, offline against a data
- * directory or online through a running node), and `bench`. Settings come from flags, then environment variables
- * (`SHARDFEED_DATA`, `SHARDFEED_HTTP`, `SHARDFEED_TOKEN`), then a JSON config file
- * (`SHARDFEED_CONFIG`, default `./shardfeed.json` when present), then the defaults `--help` shows.
+ * directory or online through a running node), and `bench`. Every setting comes from its flag,
+ * then its environment variable (`--lease-ms` → `SHARDFEED_LEASE_MS`), then a JSON config file
+ * (`SHARDFEED_CONFIG`, default `./shardfeed.json` when present; key `leaseMs`), then the default
+ * `--help` shows (see `Settings.ts`). A config file with a mistake stops the program with exit
+ * code 2 and a line naming the file and the key.
  */
 import { NodeChildProcessSpawner, NodeFileSystem, NodePath, NodeRuntime, NodeStdio, NodeTerminal } from "@effect/platform-node-shared"
 import { Cause, ConfigProvider, Console, Effect, Exit, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { commands as archiveCommands } from "./ArchiveCommands.js"
 import { deadLetterCommand } from "./DeadLetterCommands.js"
 import { ingestCommand } from "./IngestCommand.js"
 import { serveCommand } from "./ServeCommand.js"
+import * as Settings from "./Settings.js"
 import { workerCommand } from "./WorkerCommand.js"
 
 const VERSION = "0.1.0"
 
 const bench = Command.make(
   "bench",
-  { name: Flag.String("name").pipe(Flag.withDescription("store, entities, feed, http, cluster, zset, search, buffer or bullmq")) },
+  { name: Flag.String("name").pipe(Flag.withDescription("store, entities, feed, http, cluster, zset, search, search-scale, buffer or bullmq")) },
   ({ name }) =>
     Effect.promise(async () => {
       const here = Path.dirname(new URL(import.meta.url).pathname)
@@ -36,17 +38,13 @@ const root = Command.make("shardfeed").pipe(
   Command.withSubcommands([serveCommand, workerCommand, ingestCommand, deadLetterCommand, ...archiveCommands, bench])
 )
 
-/** Settings from a JSON config file, under the names of the environment variables. */
-const fileConfig = (): Record<string, string> => {
-  const file = process.env.SHARDFEED_CONFIG ?? (Fs.existsSync("shardfeed.json") ? "shardfeed.json" : undefined)
-  if (file === undefined) return {}
-  const parsed = JSON.parse(Fs.readFileSync(file, "utf8")) as Record<string, unknown>
-  const out: Record<string, string> = {}
-  for (const [key, value] of Object.entries(parsed)) out[`SHARDFEED_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`] = String(value)
-  return out
+const fileSettings = Settings.readConfigFile()
+if (typeof fileSettings === "string") {
+  console.error(`shardfeed: ${fileSettings}`)
+  process.exit(2)
 }
 
-const provider = ConfigProvider.orElse(ConfigProvider.fromEnv(), ConfigProvider.fromUnknown(fileConfig()))
+const provider = ConfigProvider.orElse(ConfigProvider.fromEnv(), ConfigProvider.fromUnknown(fileSettings))
 const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer, NodeStdio.layer).pipe(
   Layer.provideMerge(NodeChildProcessSpawner.layer),
   Layer.provideMerge(NodeFileSystem.layer),

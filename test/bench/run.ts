@@ -6,7 +6,7 @@
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 
-const names = ["store", "entities", "feed", "http", "cluster", "zset", "search", "buffer", "bullmq"]
+const names = ["store", "entities", "feed", "http", "cluster", "zset", "search", "search-scale", "buffer", "bullmq"]
 const [name, ...rest] = process.argv.slice(2)
 if (name === undefined || !names.includes(name)) {
   console.error(`usage: npm run bench -- <${names.join("|")}> [options]`)

@@ -45,7 +45,7 @@ import type { SearchRequest } from "../../src/search/SearchMessages.js"
 import { options, quantile, report, type Row } from "./report.js"
 import { random } from "../support/random.js"
 
-interface Doc {
+export interface Doc {
   readonly id: string
   readonly title: string
   readonly body: string
@@ -54,7 +54,7 @@ interface Doc {
 const prng = random
 
 /** A vocabulary of distinct pseudo-words (2 to 12 letters, short ones likelier) and a Zipf sampler. */
-const vocabulary = (size: number, next: () => number) => {
+export const vocabulary = (size: number, next: () => number) => {
   const consonants = "bcdfghjklmnprstvwz"
   const vowels = "aeiou"
   const words = new Set<string>()
@@ -86,22 +86,25 @@ const vocabulary = (size: number, next: () => number) => {
   return { list, sample }
 }
 
+/** Document `i` of the corpus: a title of 4 to 10 words and a body of 180 to 220. */
+export const document = (i: number, sample: (skip?: number) => string, next: () => number): Doc => {
+  const title = Array.from({ length: 4 + Math.floor(next() * 7) }, () => sample()).join(" ")
+  const body = Array.from({ length: 180 + Math.floor(next() * 41) }, () => sample()).join(" ")
+  return { id: `doc${i}`, title, body }
+}
+
 const corpus = (count: number, sample: (skip?: number) => string, next: () => number): Array<Doc> =>
-  Array.from({ length: count }, (_, i) => {
-    const title = Array.from({ length: 4 + Math.floor(next() * 7) }, () => sample()).join(" ")
-    const body = Array.from({ length: 180 + Math.floor(next() * 41) }, () => sample()).join(" ")
-    return { id: `doc${i}`, title, body }
-  })
+  Array.from({ length: count }, (_, i) => document(i, sample, next))
 
-type Kind = "term" | "and" | "phrase" | "prefix" | "fuzzy"
+export type Kind = "term" | "and" | "phrase" | "prefix" | "fuzzy"
 
-interface Query {
+export interface Query {
   readonly kind: Kind
   readonly words: ReadonlyArray<string>
   readonly fuzzy: number
 }
 
-const queries = (count: number, docs: ReadonlyArray<Doc>, sample: (skip?: number) => string, skip: number, next: () => number): Array<Query> => {
+export const queries = (count: number, docs: ReadonlyArray<Doc>, sample: (skip?: number) => string, skip: number, next: () => number): Array<Query> => {
   const kinds: ReadonlyArray<Kind> = ["term", "and", "phrase", "prefix", "fuzzy"]
   return Array.from({ length: count }, (_, i): Query => {
     const kind = kinds[i % kinds.length]!
@@ -124,7 +127,7 @@ const queries = (count: number, docs: ReadonlyArray<Doc>, sample: (skip?: number
   })
 }
 
-const toRequest = (query: Query): SearchRequest => {
+export const toRequest = (query: Query): SearchRequest => {
   switch (query.kind) {
     case "term":
       return { q: query.words[0]! }
@@ -160,14 +163,14 @@ const miniSearchQuery = (index: MiniSearch<Doc>, query: Query): number => {
   }
 }
 
-const time = async <A>(f: () => Promise<A> | A): Promise<readonly [A, number]> => {
+export const time = async <A>(f: () => Promise<A> | A): Promise<readonly [A, number]> => {
   const started = performance.now()
   const value = await f()
   return [value, performance.now() - started]
 }
 
 /** Indexes the corpus into shardfeed, round by round, as entities under group commit would. */
-const indexShardfeed = (docs: ReadonlyArray<Doc>, partitions: number, batch: number, engine: SearchPartition.SearchPartition) =>
+export const indexShardfeed = (docs: ReadonlyArray<Doc>, partitions: number, batch: number, engine: SearchPartition.SearchPartition) =>
   Effect.gen(function*() {
     const store = yield* KeyValueStore
     const queues = Array.from({ length: partitions }, (): Array<Doc> => [])

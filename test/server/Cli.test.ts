@@ -6,6 +6,7 @@
  */
 import { Queue } from "bullmq"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { promisify } from "node:util"
 import { strict as assert } from "node:assert"
@@ -20,8 +21,11 @@ const run = promisify(execFile)
  * Starts `serve` on port 0 and reads the bound address from its banner: asking for a free port
  * first would race with other test files' servers taking it in between.
  */
-const serve = async (data: string, extra: ReadonlyArray<string> = []) => {
-  const child = spawn(process.execPath, [cli, "serve", "--data", data, "--http", "127.0.0.1:0", "--shards", "16", ...extra], { stdio: ["ignore", "pipe", "pipe"] })
+const serve = async (data: string, extra: ReadonlyArray<string> = ["--shards", "16"], env: Record<string, string> = {}) => {
+  const child = spawn(process.execPath, [cli, "serve", "--data", data, "--http", "127.0.0.1:0", ...extra], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env }
+  })
   let output = ""
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
   child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()))
@@ -81,11 +85,93 @@ describe("shardfeed CLI", () => {
     const serveHelp = await run(process.execPath, [cli, "serve", "--help"])
     assert.match(serveHelp.stdout, /--data.*default \.\/data/)
     assert.match(serveHelp.stdout, /--http.*default 127\.0\.0\.1:7070/)
-    for (const command of ["dump", "restore", "bench"]) {
-      const help = await run(process.execPath, [cli, command, "--help"])
+    const workerHelp = await run(process.execPath, [cli, "worker", "--help"])
+    assert.match(workerHelp.stdout, /--redis.*env SHARDFEED_REDIS/)
+    assert.match(workerHelp.stdout, /--store.*env SHARDFEED_STORE; default redis/)
+    assert.match(workerHelp.stdout, /--weight.*env SHARDFEED_WEIGHT; default 1\)/)
+    assert.match(workerHelp.stdout, /--lease-ms.*env SHARDFEED_LEASE_MS; default 3000/)
+    assert.match(workerHelp.stdout, /--client-only.*env SHARDFEED_CLIENT_ONLY; default off/)
+    for (const command of ["dump", "restore", "bench", "ingest", "dead-letters list"]) {
+      const help = await run(process.execPath, [cli, ...command.split(" "), "--help"])
       assert.match(help.stdout, /USAGE/)
     }
   })
+
+  it("takes each setting from its flag, then the environment, then the config file", async () => {
+    const dir = tempDir("cli-config")
+    const config = Path.join(dir, "settings.json")
+    Fs.writeFileSync(config, JSON.stringify({ shards: 8, bodyLimit: 2_000 }))
+    const shardCount = async (extra: ReadonlyArray<string>, env: Record<string, string>) => {
+      const node = await serve(tempDir("cli-config-data"), extra, { SHARDFEED_CONFIG: config, ...env })
+      try {
+        const cluster = await call(node.base, "GET", "/v1/cluster")
+        // The file's body limit holds in every run: no flag or variable sets it.
+        const big = await call(node.base, "POST", "/v1/feeds/big/append", { items: [{ value: "x".repeat(3_000) }] })
+        assert.equal(big.status, 413, big.text)
+        return cluster.body.shardCount as number
+      } finally {
+        node.child.kill("SIGTERM")
+        assert.equal(await exited(node.child), 0, node.output())
+      }
+    }
+    assert.equal(await shardCount(["--shards", "16"], { SHARDFEED_SHARDS: "12" }), 16, "the flag wins")
+    assert.equal(await shardCount([], { SHARDFEED_SHARDS: "12" }), 12, "then the environment")
+    assert.equal(await shardCount([], {}), 8, "then the config file")
+
+    // Switches too: client-only from the environment, then from the file.
+    Fs.writeFileSync(config, JSON.stringify({ clientOnly: true, http: "127.0.0.1:0", shards: 16 }))
+    for (const env of [{ SHARDFEED_CLIENT_ONLY: "true" }, { SHARDFEED_CONFIG: config }]) {
+      const worker = spawn(process.execPath, [cli, "worker", "--redis", inject("redisUrl"), "--http", "127.0.0.1:0", "--shards", "16", "--cluster", `cli-${Math.random().toString(36).slice(2, 8)}`], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, ...env }
+      })
+      let output = ""
+      worker.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
+      worker.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()))
+      for (let tries = 0; tries < 200 && !/API\s+http/.test(output) && worker.exitCode === null; tries++) await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.match(output, /\(client only\)/, JSON.stringify(env))
+      worker.kill("SIGTERM")
+      assert.equal(await exited(worker), 0, output)
+    }
+  }, 90_000)
+
+  it("stops at a config file with a mistake, naming the file and the key", async () => {
+    const dir = tempDir("cli-bad-config")
+    const config = Path.join(dir, "shardfeed.json")
+    const attempt = (text: string) => {
+      Fs.writeFileSync(config, text)
+      return run(process.execPath, [cli, "serve", "--data", Path.join(dir, "data"), "--http", "127.0.0.1:0"], { env: { ...process.env, SHARDFEED_CONFIG: config } })
+        .then(() => undefined, (error: { code: number; stderr: string }) => error)
+    }
+    const malformed = await attempt(`{"shards": 8`)
+    assert.equal(malformed?.code, 2)
+    assert.match(malformed!.stderr, new RegExp(`config file ${config.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: .*JSON`))
+    const unknown = await attempt(`{"shard": 8}`)
+    assert.equal(unknown?.code, 2)
+    assert.match(unknown!.stderr, /unknown setting "shard" \(known: .*shards/)
+    const nested = await attempt(`{"shards": {"count": 8}}`)
+    assert.equal(nested?.code, 2)
+    assert.match(nested!.stderr, /"shards" must be a string, number or boolean/)
+    const notObject = await attempt(`[1, 2]`)
+    assert.match(notObject!.stderr, /must be a JSON object/)
+    assert.equal(Fs.existsSync(Path.join(dir, "data")), false, "nothing was opened")
+  }, 30_000)
+
+  it("drains and exits 0 on SIGINT too", async () => {
+    const data = tempDir("cli-sigint")
+    const node = await serve(data)
+    const appended = await call(node.base, "POST", "/v1/feeds/interrupted/append", { items: [{ value: 1 }, { value: 2 }] })
+    assert.equal(appended.status, 200)
+    node.child.kill("SIGINT")
+    assert.equal(await exited(node.child), 0, node.output())
+    const again = await serve(data)
+    try {
+      assert.equal((await call(again.base, "GET", "/v1/feeds/interrupted")).body.count, 2)
+    } finally {
+      again.child.kill("SIGTERM")
+      await exited(again.child)
+    }
+  }, 60_000)
 
   it("refuses a directory another node holds, naming it", async () => {
     const data = tempDir("cli-locked")
@@ -111,7 +197,7 @@ describe("shardfeed CLI", () => {
       plain.child.kill("SIGTERM")
       await exited(plain.child)
     }
-    const durable = await serve(tempDir("cli-durable"), ["--redis", inject("redisUrl"), "--compact-every", "1"])
+    const durable = await serve(tempDir("cli-durable"), ["--shards", "16", "--redis", inject("redisUrl"), "--compact-every", "1"])
     try {
       const feed = `durable-${Math.random().toString(36).slice(2, 8)}`
       const sent = await call(durable.base, "POST", `/v1/entities/feed/${feed}/messages`, { message: { _tag: "Append", payload: { items: [{ value: "hello", nonce: 1 }] } }, id: "m1" })
@@ -151,7 +237,7 @@ describe("shardfeed CLI", () => {
     const schedules = new Queue("shardfeed-builtin-maintenance", { connection: { host: redisUrl.hostname, port: Number(redisUrl.port) }, prefix: "shardfeed" })
     try {
       assert.deepEqual((await schedules.getJobSchedulers()).map((scheduler) => scheduler.key), ["compaction.feed"])
-      const off = await serve(tempDir("cli-compact-off"), ["--redis", inject("redisUrl"), "--compact-every", "0"])
+      const off = await serve(tempDir("cli-compact-off"), ["--shards", "16", "--redis", inject("redisUrl"), "--compact-every", "0"])
       try {
         assert.deepEqual((await schedules.getJobSchedulers()).map((scheduler) => scheduler.key), [])
         const maintenance = await call(off.base, "GET", "/v1/maintenance")
