@@ -1,7 +1,7 @@
 /**
  * The entity runtime's metrics, in Effect's registry (exported by the node's `/metrics`):
- * messages and handler latency per entity type, active entities per type, mailbox depth, commit
- * rounds and their sizes, poison messages. Updated without running an Effect, since they sit on
+ * messages, handler latency and committed writes per entity type, active entities per type,
+ * mailbox depth, commit rounds and their sizes, poison messages. Updated without running an Effect, since they sit on
  * the message hot path.
  */
 import { type Context, Metric } from "effect"
@@ -24,6 +24,8 @@ export const commitWrites = Metric.histogram("shardfeed_commit_batch_writes", {
   description: "Writes per group-commit round",
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 17 })
 })
+/** Store operations committed for entities, by `type`. */
+export const entityWrites = Metric.counter("shardfeed_entity_writes_total", { description: "Store writes committed for entities" })
 /** Messages skipped as poison, by `type`. */
 export const poisonMessages = Metric.counter("shardfeed_entity_poison_messages_total", { description: "Messages skipped as poison" })
 
@@ -35,6 +37,7 @@ export class EntityMetrics {
     readonly latency: Metric.Metric<number, unknown>
     readonly active: Metric.Metric<number, unknown>
     readonly poison: Metric.Metric<number, unknown>
+    readonly writes: Metric.Metric<number, unknown>
   }>()
   private readonly commitOutcomes = new Map<string, Metric.Metric<number, unknown>>()
 
@@ -48,7 +51,8 @@ export class EntityMetrics {
         error: Metric.withAttributes(messages, { type, outcome: "error" }),
         latency: Metric.withAttributes(handlerSeconds, { type }),
         active: Metric.withAttributes(activeEntities, { type }),
-        poison: Metric.withAttributes(poisonMessages, { type })
+        poison: Metric.withAttributes(poisonMessages, { type }),
+        writes: Metric.withAttributes(entityWrites, { type })
       }
       this.perType.set(type, metrics)
     }
@@ -73,7 +77,8 @@ export class EntityMetrics {
     mailboxDepth.updateUnsafe(depth, this.context)
   }
 
-  committed(outcome: string, writes: number): void {
+  committed(outcome: string, writes: number, writesByType: ReadonlyMap<string, number>): void {
+    for (const [type, count] of writesByType) this.of(type).writes.updateUnsafe(count, this.context)
     let counter = this.commitOutcomes.get(outcome)
     if (counter === undefined) {
       counter = Metric.withAttributes(commits, { outcome })

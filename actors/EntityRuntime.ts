@@ -50,6 +50,13 @@ export interface EntityRuntimeShape extends MessengerShape {
   /** Stops taking messages for a shard, drains and commits them, passivates its entities. */
   readonly stopShard: (shard: number) => Effect.Effect<void>
   /**
+   * Stops a shard as `stopShard` does and owns it again at the same epoch and lease deadline, so
+   * its entities recover from the store on their next message (after the store was rewritten
+   * under them: a restore). No-op for a shard not owned. It takes no new lease: if the shard
+   * moved meanwhile, the new owner's epoch fences this one and the old deadline runs out.
+   */
+  readonly restartShard: (shard: number) => Effect.Effect<void, ReadError>
+  /**
    * Lets a shard go at once, without draining: its lease is lost or about to be. Its messages are
    * refused (`ShardNotOwned`) and its commits fail; its entities passivate when idle.
    */
@@ -132,7 +139,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     yield* StoreBackend,
     epochOf,
     config.commitOpsMax,
-    (report) => metrics.committed(report.outcome, report.writes),
+    (report) => metrics.committed(report.outcome, report.writes, report.writesByType),
     (shard) => {
       forget(shard)
       PubSub.publishUnsafe(events, { _tag: "ShardFenced", shard })
@@ -332,6 +339,18 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
         PubSub.publishUnsafe(events, { _tag: "ShardAssigned", shard, epoch })
       }),
     stopShard,
+    restartShard: (shard) =>
+      Effect.suspend(() => {
+        const epoch = owned.get(shard)
+        if (epoch === undefined) return Effect.void
+        const deadline = leaseDeadlines.get(shard)
+        return stopShard(shard).pipe(
+          Effect.andThen(Effect.sync(() => {
+            if (deadline !== undefined) leaseDeadlines.set(shard, deadline)
+          })),
+          Effect.andThen(runtime.assignShard(shard, epoch))
+        )
+      }),
     dropShard,
     dropLapsed: () => {
       const lapsed = [...owned.keys()].filter((shard) => epochOf(shard) === undefined)

@@ -13,6 +13,8 @@ import type { BatchOutcome, PartitionBatch, StoreBackendShape, WriteOp } from ".
 
 /** An entity with writes to commit. */
 export interface Participant {
+  /** The entity type, for the per-type write counts. */
+  readonly type: string
   readonly shard: number
   readonly partition: string
   /**
@@ -34,10 +36,14 @@ export interface Participant {
 /** What a round reports, for metrics. */
 export interface RoundReport {
   readonly writes: number
+  /** Store operations committed, by entity type (empty unless something committed). */
+  readonly writesByType: ReadonlyMap<string, number>
   readonly participants: number
   readonly batches: number
   readonly outcome: "ok" | "fenced" | "unavailable"
 }
+
+const NONE: ReadonlyMap<string, number> = new Map()
 
 /** Collects participants and commits them round by round. */
 export class GroupCommitter {
@@ -124,21 +130,25 @@ export class GroupCommitter {
   private settle(
     exit: Exit.Exit<ReadonlyArray<BatchOutcome>, unknown>,
     batches: ReadonlyArray<PartitionBatch>,
-    committing: ReadonlyArray<ReadonlyArray<{ readonly participant: Participant; readonly round: number }>>,
+    committing: ReadonlyArray<ReadonlyArray<{ readonly participant: Participant; readonly round: number; readonly ops: ReadonlyArray<WriteOp> }>>,
     writes: number
   ): void {
     const participants = committing.reduce((sum, members) => sum + members.length, 0)
     if (Exit.isFailure(exit)) {
       const reason = Cause.pretty(exit.cause)
       for (const members of committing) for (const member of members) member.participant.failed(member.round, reason)
-      this.onRound({ writes, participants, batches: batches.length, outcome: "unavailable" })
+      this.onRound({ writes, writesByType: NONE, participants, batches: batches.length, outcome: "unavailable" })
       return
     }
     let fenced = false
+    const writesByType = new Map<string, number>()
     exit.value.forEach((outcome, i) => {
       const members = committing[i]!
       if (outcome._tag === "Committed") {
-        for (const member of members) member.participant.committed(member.round)
+        for (const member of members) {
+          member.participant.committed(member.round)
+          writesByType.set(member.participant.type, (writesByType.get(member.participant.type) ?? 0) + member.ops.length)
+        }
         return
       }
       const reason = `fenced on partition ${batches[i]!.partition}: epoch ${batches[i]!.epoch} < ${outcome.currentEpoch}`
@@ -146,7 +156,7 @@ export class GroupCommitter {
       fenced = true
       this.onFenced(members[0]!.participant.shard)
     })
-    this.onRound({ writes, participants, batches: batches.length, outcome: fenced ? "fenced" : "ok" })
+    this.onRound({ writes, writesByType, participants, batches: batches.length, outcome: fenced ? "fenced" : "ok" })
   }
 
   private next(): void {

@@ -1,7 +1,9 @@
 /**
  * Administration over HTTP: `GET /v1/admin/dump` streams an archive of the node's store (one
  * consistent snapshot on LevelDB), `POST /v1/admin/restore` loads one (refusing a store with data
- * unless `?merge=true`) and then restarts every shard, so no entity keeps state from before.
+ * unless `?merge=true`) and then restarts every shard this process owns, at the epoch it holds,
+ * so none of its entities keeps state from before. On a cluster it takes no shard it does not
+ * own: entities resident on other workers keep their state until those restart.
  */
 import { Effect } from "effect"
 import type { Readable } from "node:stream"
@@ -39,9 +41,10 @@ export const routes: ReadonlyArray<Route<StoreBackend | EntityRuntime.EntityRunt
         const records = yield* Archive.restore(backend, request.body as Readable, { merge: request.query.get("merge") === "true" }).pipe(
           Effect.mapError(archiveFailure)
         )
-        // Entities resident before the restore hold state the store no longer has: restart all.
-        yield* Effect.forEach([...runtime.owned().keys()], runtime.stopShard, { discard: true, concurrency: 16 })
-        yield* EntityRuntime.assignAllShards(runtime).pipe(Effect.mapError(ApiError.fromFailure))
+        // Entities resident before the restore hold state the store no longer has: restart them.
+        yield* Effect.forEach([...runtime.owned().keys()], runtime.restartShard, { discard: true, concurrency: 16 }).pipe(
+          Effect.mapError(ApiError.fromFailure)
+        )
         return json({ records })
       })
   }

@@ -24,12 +24,13 @@ const stats = Effect.gen(function*() {
   for (const snapshot of snapshots) {
     if (snapshot.id === "shardfeed_entity_messages_total" && typeof snapshot.attributes?.type === "string") types.add(snapshot.attributes.type)
   }
-  const entities: Record<string, { resident: number; messages: number; errors: number }> = {}
+  const entities: Record<string, { resident: number; messages: number; errors: number; writes: number }> = {}
   for (const type of types) {
     entities[type] = {
       resident: resident.get(type) ?? 0,
       messages: sum(snapshots, "shardfeed_entity_messages_total", (a) => a.type === type),
-      errors: sum(snapshots, "shardfeed_entity_messages_total", (a) => a.type === type && a.outcome !== "ok")
+      errors: sum(snapshots, "shardfeed_entity_messages_total", (a) => a.type === type && a.outcome !== "ok"),
+      writes: sum(snapshots, "shardfeed_entity_writes_total", (a) => a.type === type)
     }
   }
   const writes = snapshots

@@ -1,7 +1,8 @@
 /**
  * The live dashboard: one self-contained HTML page (inline style and script, no request beyond
  * this worker) that polls `/v1/cluster` and `/v1/stats` every second and shows the workers, the
- * shard map as a grid coloured by owner, and message, write and error rates per entity type;
+ * shard map as a grid coloured by owner, and message, write (store operations committed) and
+ * error rates per entity type;
  * plus queue depths and maintenance schedules where the worker serves `/v1/durable` and
  * `/v1/maintenance`.
  */
@@ -34,7 +35,7 @@ export const html = `<!doctype html>
 <h2>Shard map (<span id="shard-count">0</span> shards, <span id="unowned-count">0</span> moving)</h2>
 <div id="shards"></div>
 <h2>Entities</h2>
-<table id="rates"><thead><tr><th>type</th><th>resident</th><th>messages/s</th><th>errors/s</th></tr></thead><tbody></tbody></table>
+<table id="rates"><thead><tr><th>type</th><th>resident</th><th>messages/s</th><th>writes/s</th><th>errors/s</th></tr></thead><tbody></tbody></table>
 <section id="durable" hidden>
 <h2>Durable work</h2>
 <p>waiting <span id="durable-waiting">0</span> · active <span id="durable-active">0</span> · delayed <span id="durable-delayed">0</span> · dead letters <span id="durable-dead">0</span></p>
@@ -98,8 +99,11 @@ function renderStats(stats) {
   body.replaceChildren(...types.map((type) => {
     const row = document.createElement("tr");
     const pick = (field) => (s) => (s.entities[type] ? s.entities[type][field] : 0);
+    row.className = "entity-type";
+    row.dataset.type = type;
     row.append(cell(type), cell(String(stats.entities[type].resident), true),
-      cell(rate(stats, previous, pick("messages")).toFixed(1), true), cell(rate(stats, previous, pick("errors")).toFixed(1), true));
+      cell(rate(stats, previous, pick("messages")).toFixed(1), true), cell(rate(stats, previous, pick("writes")).toFixed(1), true),
+      cell(rate(stats, previous, pick("errors")).toFixed(1), true));
     return row;
   }));
   document.getElementById("writes").textContent = rate(stats, previous, (s) => s.commits.writes).toFixed(1);

@@ -41,8 +41,25 @@ describe("dashboard", () => {
       assert.equal(await page.locator("#shard-count").textContent(), "16")
       assert.equal(await page.locator("#unowned-count").textContent(), "0")
       const auth = { authorization: "Bearer dash" }
-      for (let i = 0; i < 20; i++) await call(node.base, "POST", `/v1/feeds/d${i}/append`, { items: [{ value: i }] }, auth)
-      await page.waitForFunction("[...document.querySelectorAll('#rates tbody tr')].some((row) => row.textContent.startsWith('feed'))", undefined, { timeout: 10_000 })
+      // Writes to feeds and sorted sets while the page polls: each type's row shows its own rates.
+      let writing = true
+      const load = (async () => {
+        for (let i = 0; writing && i < 2_000; i++) {
+          await call(node.base, "POST", `/v1/feeds/d${i % 20}/append`, { items: [{ value: i }] }, auth)
+          await call(node.base, "POST", `/v1/zsets/z${i % 5}/add`, { members: [{ member: `m${i}`, score: i }] }, auth)
+        }
+      })()
+      try {
+        const writesOf = (type: string) =>
+          `Number(document.querySelector('#rates tr.entity-type[data-type="${type}"]')?.children[3]?.textContent ?? 0) > 0`
+        await page.waitForFunction(`${writesOf("feed")} && ${writesOf("zset")}`, undefined, { timeout: 15_000 })
+      } finally {
+        writing = false
+        await load
+      }
+      const stats = (await call(node.base, "GET", "/v1/stats", undefined, auth)).body
+      assert.ok(stats.entities.feed.writes > 0 && stats.entities.zset.writes > 0, JSON.stringify(stats.entities))
+      assert.equal(stats.entities.feed.errors, 0)
       assert.deepEqual([...origins], [node.base], "the page requested nothing beyond the worker")
     } finally {
       await browser.close()
@@ -71,6 +88,17 @@ describe("dashboard", () => {
       assert.equal(await page.locator("#workers tbody tr.worker").count(), 3)
       // Workers have durable work: its queue depths show.
       await page.waitForFunction("document.getElementById('durable').hidden === false")
+      // The worker's metrics tell the same story: the shards it owns, its rebalances, its leases.
+      await waitBalanced(workers[0]!.base, ["d1", "d2", "d3"], 30_000)
+      const map = (await call(workers[0]!.base, "GET", "/v1/cluster")).body
+      const metrics = (await call(workers[0]!.base, "GET", "/metrics")).text
+      const value = (pattern: RegExp) => [...metrics.matchAll(pattern)].reduce((sum, match) => sum + Number(match[1]), 0)
+      const d1 = map.workers.find((worker: { id: string }) => worker.id === "d1")
+      assert.equal(value(/^shardfeed_shards_owned(?:\{[^}]*\})? (\d+)$/gm), d1.shards, "shards owned, as the cluster map says")
+      assert.ok(value(/^shardfeed_rebalances_total(?:\{[^}]*\})? (\d+)$/gm) >= 2, "rebalanced when it joined and when d3 joined")
+      assert.ok(value(/^shardfeed_shard_moves_total\{[^}]*action="released"[^}]*\} (\d+)$/gm) > 0, "it released shards to d3")
+      assert.ok(value(/^shardfeed_lease_renewals_total\{[^}]*outcome="ok"[^}]*\} (\d+)$/gm) > 0, "its leases are renewed")
+      assert.match(metrics, /^shardfeed_entity_mailbox_depth(?:\{[^}]*\})? \d+$/m)
       assert.deepEqual([...origins], [workers[0]!.base], "the page requested nothing beyond the worker")
     } finally {
       await browser.close()
