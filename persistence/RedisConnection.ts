@@ -134,13 +134,17 @@ const connect = (options: RedisConnectionOptions): Effect.Effect<RedisClient, St
       try: async () => {
         const client = createClient(options)
         // Errors are reported through the commands that fail; without a listener ioredis would
-        // print every reconnection error.
-        client.on("error", () => undefined)
+        // print every reconnection error. The last one says why a connection never became ready
+        // (a refused password, a TLS failure) where `connect` only says it closed.
+        let last: unknown
+        client.on("error", (error) => {
+          last = error
+        })
         try {
           await client.connect()
         } catch (cause) {
           client.disconnect()
-          throw cause
+          throw last === undefined || last === cause ? cause : new Error(`${describeError(cause)} (${describeError(last)})`)
         }
         return client
       },

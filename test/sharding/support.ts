@@ -56,6 +56,8 @@ export interface WorkerSpawnOptions {
   readonly extra?: ReadonlyArray<string>
   /** Directory of the worker's holdings log. */
   readonly logDirectory: string
+  /** Environment variables added to the worker's. */
+  readonly env?: Record<string, string>
 }
 
 /** Starts `shardfeed worker` on free ports and waits for its banner. */
@@ -73,7 +75,7 @@ export const spawnWorker = async (options: WorkerSpawnOptions): Promise<WorkerPr
     "--holdings-log", holdingsLog,
     ...(options.extra ?? [])
   ]
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] })
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } })
   let output = ""
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
   child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()))

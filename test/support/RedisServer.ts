@@ -57,11 +57,15 @@ export const freePort = async (options: { readonly bus?: boolean } = {}): Promis
 }
 
 /** The pid of the redis-server answering on `port`, once it answers (undefined: none did in time). */
-const answeringPid = async (port: number, timeoutMillis: number, exited: () => boolean): Promise<number | undefined> => {
+const answeringPid = async (options: ServerOptions, timeoutMillis: number, exited: () => boolean): Promise<number | undefined> => {
   const deadline = Date.now() + timeoutMillis
+  const access = [
+    ...(options.password === undefined ? [] : ["--no-auth-warning", "-a", options.password]),
+    ...(options.tls === undefined ? [] : ["--tls", "--cacert", options.tls.ca])
+  ]
   while (!exited()) {
     try {
-      const { stdout } = await execFileAsync("redis-cli", ["-p", String(port), "info", "server"])
+      const { stdout } = await execFileAsync("redis-cli", ["-p", String(options.port), ...access, "info", "server"])
       const pid = /process_id:(\d+)/.exec(stdout)?.[1]
       if (pid !== undefined) return Number(pid)
     } catch {
@@ -79,12 +83,20 @@ interface ServerOptions {
   readonly cluster?: boolean
   /** `always` or `everysec` turns the append-only file on, for restart tests. */
   readonly appendfsync?: "always" | "everysec"
+  /** Clients must AUTH with this password. */
+  readonly password?: string
+  /** TLS only (no plain port), with these PEM files; clients need not present a certificate. */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string }
 }
 
 const startServer = async (options: ServerOptions): Promise<ChildProcess> => {
   await Fs.mkdir(options.dir, { recursive: true })
   const args = [
-    "--port", String(options.port),
+    ...(options.tls === undefined
+      ? ["--port", String(options.port)]
+      : ["--port", "0", "--tls-port", String(options.port), "--tls-cert-file", options.tls.cert, "--tls-key-file", options.tls.key,
+        "--tls-ca-cert-file", options.tls.ca, "--tls-auth-clients", "no"]),
+    ...(options.password === undefined ? [] : ["--requirepass", options.password]),
     "--bind", "127.0.0.1",
     "--dir", options.dir,
     "--save", "",
@@ -104,7 +116,7 @@ const startServer = async (options: ServerOptions): Promise<ChildProcess> => {
   // The server answering must be this one: a server that lost the port to another process exits,
   // and a ping alone would reach the other process's server.
   const exited = () => child.exitCode !== null || child.signalCode !== null
-  const pid = await answeringPid(options.port, 10_000, exited)
+  const pid = await answeringPid(options, 10_000, exited)
   if (pid === child.pid) return child
   const lost = exited() || pid !== undefined
   await stopChild(child)
@@ -138,18 +150,41 @@ const stopChild = (child: ChildProcess): Promise<void> =>
     child.kill("SIGKILL")
   })
 
-/** Starts a standalone redis-server with persistence off (or an AOF when asked). */
+/**
+ * A private certificate authority and a server certificate for 127.0.0.1 in `dir`, made with
+ * openssl: what a TLS Redis needs, and the CA a client must trust.
+ */
+const makeCertificates = async (dir: string) => {
+  const at = (name: string) => Path.join(dir, name)
+  const openssl = (...args: Array<string>) => execFileAsync("openssl", args)
+  await openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=shardfeed test CA", "-keyout", at("ca.key"), "-out", at("ca.pem"))
+  await openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", at("server.key"), "-out", at("server.csr"))
+  await Fs.writeFile(at("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+  await openssl("x509", "-req", "-in", at("server.csr"), "-CA", at("ca.pem"), "-CAkey", at("ca.key"), "-CAcreateserial", "-days", "2",
+    "-extfile", at("san.ext"), "-out", at("server.pem"))
+  return { cert: at("server.pem"), key: at("server.key"), ca: at("ca.pem") }
+}
+
+/**
+ * Starts a standalone redis-server with persistence off (or an AOF when asked), optionally with
+ * a password and TLS only; `url` carries both (`rediss://:<password>@...`), and `ca` is the
+ * certificate a TLS client must trust.
+ */
 export const startRedis = async (
-  options: { readonly appendfsync?: "always" | "everysec" } = {}
-): Promise<RedisProcess> => {
+  options: { readonly appendfsync?: "always" | "everysec"; readonly password?: string; readonly tls?: boolean } = {}
+): Promise<RedisProcess & { readonly ca?: string }> => {
   const dir = await Fs.mkdtemp(Path.join(Os.tmpdir(), "shardfeed-redis-"))
-  const started = await startOnFreePort((port) => ({ port, dir, ...options }), false)
+  const tls = options.tls === true ? await makeCertificates(dir) : undefined
+  const base = { dir, appendfsync: options.appendfsync, password: options.password, tls }
+  const started = await startOnFreePort((port) => ({ port, ...base }), false)
   const port = started.port
-  const serverOptions = { port, dir, ...options }
+  const serverOptions = { port, ...base }
   let child = started.child
+  const auth = options.password === undefined ? "" : `:${encodeURIComponent(options.password)}@`
   return {
     ports: [port],
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls === undefined ? "redis" : "rediss"}://${auth}127.0.0.1:${port}`,
+    ...(tls === undefined ? {} : { ca: tls.ca }),
     stop: async () => {
       await stopChild(child)
       await Fs.rm(dir, { recursive: true, force: true })
