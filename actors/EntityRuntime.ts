@@ -50,13 +50,6 @@ export interface EntityRuntimeShape extends MessengerShape {
   /** Stops taking messages for a shard, drains and commits them, passivates its entities. */
   readonly stopShard: (shard: number) => Effect.Effect<void>
   /**
-   * Stops a shard as `stopShard` does and owns it again at the same epoch and lease deadline, so
-   * its entities recover from the store on their next message (after the store was rewritten
-   * under them: a restore). No-op for a shard not owned. It takes no new lease: if the shard
-   * moved meanwhile, the new owner's epoch fences this one and the old deadline runs out.
-   */
-  readonly restartShard: (shard: number) => Effect.Effect<void, ReadError>
-  /**
    * Lets a shard go at once, without draining: its lease is lost or about to be. Its messages are
    * refused (`ShardNotOwned`) and its commits fail; its entities passivate when idle.
    */
@@ -72,6 +65,25 @@ export interface EntityRuntimeShape extends MessengerShape {
    * at their deadlines instead of lingering until it can renew.
    */
   readonly dropLapsed: () => ReadonlyArray<number>
+  /**
+   * Holds every commit from now on (a dump or restore of the whole store is running); completes
+   * once no commit is with the store. Messages are still handled; their replies wait.
+   */
+  readonly pauseWrites: Effect.Effect<void>
+  /** Lets commits run again. */
+  readonly resumeWrites: () => void
+  /**
+   * While paused: fails every write waiting to commit, answering its messages
+   * `EntityUnavailable` with `reason` (the store was restored under them); answers how many
+   * entities lost writes.
+   */
+  readonly discardWaitingWrites: (reason: string) => number
+  /**
+   * Makes every resident entity recover from the store before its next message (the store was
+   * restored under it); a handler running now is answered `EntityUnavailable`. Call it while
+   * writes are paused and after `discardWaitingWrites`, so no write from the old state lands.
+   */
+  readonly resetEntities: (reason: string) => void
   /** Shards owned now, with their epochs. */
   readonly owned: () => ReadonlyMap<number, number>
   /** Shards held now and recently, with epochs and times (see `internal/holdings.ts`). */
@@ -339,18 +351,6 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
         PubSub.publishUnsafe(events, { _tag: "ShardAssigned", shard, epoch })
       }),
     stopShard,
-    restartShard: (shard) =>
-      Effect.suspend(() => {
-        const epoch = owned.get(shard)
-        if (epoch === undefined) return Effect.void
-        const deadline = leaseDeadlines.get(shard)
-        return stopShard(shard).pipe(
-          Effect.andThen(Effect.sync(() => {
-            if (deadline !== undefined) leaseDeadlines.set(shard, deadline)
-          })),
-          Effect.andThen(runtime.assignShard(shard, epoch))
-        )
-      }),
     dropShard,
     dropLapsed: () => {
       const lapsed = [...owned.keys()].filter((shard) => epochOf(shard) === undefined)
@@ -359,6 +359,12 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     },
     setLeaseDeadline: (shard, deadline) => {
       leaseDeadlines.set(shard, deadline)
+    },
+    pauseWrites: Effect.promise(() => committer.pause()),
+    resumeWrites: () => committer.resume(),
+    discardWaitingWrites: (reason) => committer.discardWaiting(reason),
+    resetEntities: (reason) => {
+      for (const cell of cells.values()) cell.reset(reason)
     },
     owned: () => owned,
     holdings: () => holdings.snapshot(),

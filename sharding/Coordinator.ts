@@ -37,6 +37,16 @@ export interface Lease {
   readonly epoch: number
 }
 
+/** A request that every worker hold its writes (a dump or restore of the whole store runs). */
+export interface PauseRequest {
+  readonly token: string
+  /** After it ends, workers drop waiting writes and entity state (a restore). */
+  readonly restart: boolean
+}
+
+/** Where a worker stands on a pause request. */
+export type PauseAck = "paused" | "resumed"
+
 /** Redis coordination for one cluster. */
 export interface CoordinatorShape {
   readonly join: (worker: WorkerDescription, settings: string, leaseMillis: number) => Effect.Effect<void, JoinRefused | StoreUnavailable>
@@ -56,6 +66,18 @@ export interface CoordinatorShape {
   readonly notify: Effect.Effect<void>
   /** Change notices for the scope (a bounded queue; a slow reader loses the oldest). */
   readonly notices: Effect.Effect<Queue.Dequeue<void>, StoreUnavailable, Scope.Scope>
+  /** The pause request in force, if any. */
+  readonly pauseRequest: Effect.Effect<PauseRequest | undefined, StoreUnavailable>
+  /** Places a pause request that lives `ttlMillis` unless renewed; false when another is in force. */
+  readonly requestPause: (request: PauseRequest, ttlMillis: number) => Effect.Effect<boolean, StoreUnavailable>
+  /** Renews this request's lifetime; false when it is no longer in force. */
+  readonly renewPause: (request: PauseRequest, ttlMillis: number) => Effect.Effect<boolean, StoreUnavailable>
+  /** Withdraws this request (no-op when another is in force). */
+  readonly clearPause: (request: PauseRequest) => Effect.Effect<void, StoreUnavailable>
+  /** Records where this worker stands on request `token`. */
+  readonly ackPause: (token: string, workerId: string, ack: PauseAck, ttlMillis: number) => Effect.Effect<void, StoreUnavailable>
+  /** The workers' answers to request `token`. */
+  readonly pauseAcks: (token: string) => Effect.Effect<ReadonlyMap<string, PauseAck>, StoreUnavailable>
 }
 
 /** The coordinator service. */
@@ -76,9 +98,21 @@ interface ScriptCommands {
   sfAcquire(numberOfKeys: number, ...args: Array<string>): Promise<Array<string | number>>
   sfRenew(numberOfKeys: number, ...args: Array<string>): Promise<Array<number>>
   sfRelease(numberOfKeys: number, ...args: Array<string>): Promise<number>
+  sfClearPause(numberOfKeys: number, ...args: Array<string>): Promise<number>
+  sfRenewPause(numberOfKeys: number, ...args: Array<string>): Promise<number>
 }
 
 const NOTICES_MAX = 64
+
+/** A stored pause request; anything else there is treated as a request to hold writes. */
+const parsePause = (value: string): PauseRequest => {
+  try {
+    const parsed = JSON.parse(value) as Partial<PauseRequest>
+    return { token: String(parsed.token ?? value), restart: parsed.restart === true }
+  } catch {
+    return { token: value, restart: false }
+  }
+}
 
 /** Builds the coordinator over the process's `RedisConnection`. */
 export const make = (options: CoordinatorOptions): Effect.Effect<CoordinatorShape, never, RedisConnection> =>
@@ -92,7 +126,9 @@ export const make = (options: CoordinatorOptions): Effect.Effect<CoordinatorShap
       sfLeave: ClusterRedis.leave,
       sfAcquire: ClusterRedis.acquire,
       sfRenew: ClusterRedis.renew,
-      sfRelease: ClusterRedis.release
+      sfRelease: ClusterRedis.release,
+      sfClearPause: ClusterRedis.clearPause,
+      sfRenewPause: ClusterRedis.renewPause
     }
     for (const [name, lua] of Object.entries(scripts)) client.defineCommand(name, { lua })
     const commands = client as unknown as ScriptCommands
@@ -173,7 +209,24 @@ export const make = (options: CoordinatorOptions): Effect.Effect<CoordinatorShap
         subscriber.on("message", () => Queue.offerUnsafe(queue, undefined))
         yield* call(() => subscriber.subscribe(keys.changes))
         return queue
-      })
+      }),
+      pauseRequest: Effect.map(call(() => client.get(keys.pause)), (value) => (value === null ? undefined : parsePause(value))),
+      requestPause: (request, ttlMillis) =>
+        Effect.map(call(() => client.set(keys.pause, JSON.stringify(request), "PX", ttlMillis, "NX")), (reply) => reply === "OK"),
+      renewPause: (request, ttlMillis) =>
+        Effect.map(call(() => commands.sfRenewPause(1, keys.pause, JSON.stringify(request), String(ttlMillis))), (renewed) => renewed === 1),
+      clearPause: (request) => Effect.asVoid(call(() => commands.sfClearPause(1, keys.pause, JSON.stringify(request)))),
+      ackPause: (token, workerId, ack, ttlMillis) =>
+        Effect.asVoid(call(() => client.multi().hset(keys.pauseAcks, workerId, `${token} ${ack}`).pexpire(keys.pauseAcks, ttlMillis).exec())),
+      pauseAcks: (token) =>
+        Effect.map(call(() => client.hgetall(keys.pauseAcks)), (all) => {
+          const acks = new Map<string, PauseAck>()
+          for (const [worker, value] of Object.entries(all)) {
+            const [of, ack] = value.split(" ")
+            if (of === token && (ack === "paused" || ack === "resumed")) acks.set(worker, ack)
+          }
+          return acks
+        })
     }
     return coordinator
   })

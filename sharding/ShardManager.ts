@@ -12,8 +12,9 @@
  */
 import { Context, Effect, Exit, Layer, Metric, PubSub, Queue, Scope, Stream } from "effect"
 import { EntityRuntime } from "../actors/EntityRuntime.js"
+import { forgetBefore } from "../actors/WritePause.js"
 import { assign } from "./Assignment.js"
-import { Coordinator, type Member } from "./Coordinator.js"
+import { Coordinator, type Member, type PauseRequest } from "./Coordinator.js"
 import { ShardingConfig, type ShardingConfigShape, validate } from "./ShardingConfig.js"
 
 /** An owner as routers see it. */
@@ -30,6 +31,8 @@ export type ShardEvent =
   | { readonly _tag: "ShardLost"; readonly shard: number }
   | { readonly _tag: "RebalanceStarted"; readonly moves: number }
   | { readonly _tag: "RebalanceEnded"; readonly millis: number }
+  | { readonly _tag: "WritesPaused"; readonly token: string }
+  | { readonly _tag: "WritesResumed"; readonly token: string }
 
 /** The shard manager and the shard map it keeps. */
 export interface ShardManagerShape {
@@ -63,6 +66,8 @@ export const rebalances = Metric.counter("shardfeed_rebalances_total", { descrip
 export const shardMoves = Metric.counter("shardfeed_shard_moves_total", { description: "Shards acquired or released" })
 
 const SETTINGS_HASH = "murmur3-x86-32"
+/** How long a worker's answer to a pause request lives without being repeated. */
+const PAUSE_ACK_MILLIS = 60_000
 
 interface Options {
   /** Whether this worker's store is shared between processes (Redis) or local. */
@@ -151,6 +156,36 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       return lastTarget.target
     }
 
+    /**
+     * Follows the cluster's pause request: on a new one, holds this runtime's commits (waiting
+     * for the round with the store) and says so; while it lasts, says so every round; when it is
+     * gone, drops what a restore made stale, lets commits run and says so. Answers whether
+     * writes are held, so the round moves no shard meanwhile.
+     */
+    let following: PauseRequest | undefined
+    const followPause = Effect.gen(function*() {
+      const request = yield* coordinator.pauseRequest
+      if (request !== undefined) {
+        if (following?.token !== request.token) {
+          if (following !== undefined) runtime.resumeWrites()
+          yield* runtime.pauseWrites
+          following = request
+          publish({ _tag: "WritesPaused", token: request.token })
+        }
+        yield* coordinator.ackPause(request.token, config.workerId, "paused", PAUSE_ACK_MILLIS)
+        return true
+      }
+      if (following !== undefined) {
+        const ended = following
+        following = undefined
+        if (ended.restart) forgetBefore(runtime)()
+        runtime.resumeWrites()
+        publish({ _tag: "WritesResumed", token: ended.token })
+        yield* coordinator.ackPause(ended.token, config.workerId, "resumed", PAUSE_ACK_MILLIS)
+      }
+      return false
+    })
+
     /** A client reads the membership and the map, nothing else. */
     const clientRound = Effect.gen(function*() {
       members = (yield* coordinator.members).workers
@@ -164,9 +199,11 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       members = membership.workers
       const runtimeOwned = [...runtime.owned().keys()]
       yield* renewLeases(runtimeOwned)
+      // Shards do not move while writes are held: a hand-off waits for commits.
+      const held = yield* followPause
       const target = targetOf(members)
-      const giveUp = [...runtime.owned().keys()].filter((shard) => target[shard] !== config.workerId && !handingOff.has(shard)).slice(0, maxMoves)
-      const wanted = target.flatMap((owner, shard) => (owner === config.workerId && !runtime.owned().has(shard) ? [shard] : [])).slice(0, maxMoves)
+      const giveUp = held ? [] : [...runtime.owned().keys()].filter((shard) => target[shard] !== config.workerId && !handingOff.has(shard)).slice(0, maxMoves)
+      const wanted = held ? [] : target.flatMap((owner, shard) => (owner === config.workerId && !runtime.owned().has(shard) ? [shard] : [])).slice(0, maxMoves)
       const started = Date.now()
       if (giveUp.length + wanted.length > 0) publish({ _tag: "RebalanceStarted", moves: giveUp.length + wanted.length })
       for (const shard of giveUp) {

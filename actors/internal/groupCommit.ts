@@ -49,6 +49,11 @@ const NONE: ReadonlyMap<string, number> = new Map()
 export class GroupCommitter {
   private readonly dirty = new Set<Participant>()
   private running = false
+  /** Rounds are held while paused (a dump or restore of the whole store is running). */
+  private paused = false
+  /** A round's batches are with the backend. */
+  private inFlight = false
+  private idleWaiters: Array<() => void> = []
 
   constructor(
     private readonly backend: StoreBackendShape,
@@ -62,7 +67,7 @@ export class GroupCommitter {
   /** Queues a participant for the next round (idempotent). */
   schedule(participant: Participant): void {
     this.dirty.add(participant)
-    if (!this.running) {
+    if (!this.running && !this.paused) {
       this.running = true
       // The next turn of the event loop: messages handled in this turn join the same round.
       setImmediate(this.round)
@@ -79,7 +84,41 @@ export class GroupCommitter {
     return this.dirty.size
   }
 
+  /**
+   * Holds every round from now on; resolves once no round is with the backend, so nothing is
+   * written until `resume`. Writes staged meanwhile wait (their entities' backpressure applies).
+   */
+  pause(): Promise<void> {
+    this.paused = true
+    return this.inFlight ? new Promise((resolve) => this.idleWaiters.push(resolve)) : Promise.resolve()
+  }
+
+  /** Lets rounds run again. */
+  resume(): void {
+    this.paused = false
+    if (!this.running && this.dirty.size > 0) {
+      this.running = true
+      setImmediate(this.round)
+    }
+  }
+
+  /**
+   * Fails every write waiting for a round (none is with the backend while paused): the store
+   * was rewritten under them, so their entities must rebuild from it. Their messages are
+   * answered `EntityUnavailable` with `reason`; they were never acknowledged.
+   */
+  discardWaiting(reason: string): number {
+    const participants = [...this.dirty]
+    this.dirty.clear()
+    for (const participant of participants) participant.failed(participant.takeOpen().round, reason)
+    return participants.length
+  }
+
   private readonly round = (): void => {
+    if (this.paused) {
+      this.running = false
+      return
+    }
     const taken: Array<{ readonly participant: Participant; readonly round: number; readonly ops: ReadonlyArray<WriteOp> }> = []
     let writes = 0
     for (const participant of this.dirty) {
@@ -119,9 +158,14 @@ export class GroupCommitter {
       committing.push(group.members)
     }
     if (batches.length === 0) return this.next()
+    this.inFlight = true
     Effect.runCallback(this.backend.write(batches), {
       onExit: (exit) => {
+        this.inFlight = false
         this.settle(exit, batches, committing, writes)
+        const waiters = this.idleWaiters
+        this.idleWaiters = []
+        for (const wake of waiters) wake()
         this.next()
       }
     })
@@ -160,7 +204,7 @@ export class GroupCommitter {
   }
 
   private next(): void {
-    if (this.dirty.size > 0) setImmediate(this.round)
+    if (this.dirty.size > 0 && !this.paused) setImmediate(this.round)
     else this.running = false
   }
 }

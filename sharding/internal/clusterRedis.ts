@@ -21,12 +21,32 @@ export const keys = (prefix: string, cluster: string) => {
     info: `${tag}:info`,
     epochs: `${tag}:epochs`,
     lease: (shard: number) => `${tag}:lease:${shard}`,
-    changes: `${tag}:changes`
+    changes: `${tag}:changes`,
+    pause: `${tag}:pause`,
+    pauseAcks: `${tag}:pause-acks`
   }
 }
 
 /** The key builder of one cluster. */
 export type ClusterKeys = ReturnType<typeof keys>
+
+/**
+ * clear-pause-1: deletes the pause request if it is still this one.
+ *
+ * KEYS[1] pause; ARGV[1] the request (JSON)
+ */
+export const clearPause = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`
+
+/**
+ * renew-pause-1: extends the pause request's lifetime if it is still this one.
+ *
+ * KEYS[1] pause; ARGV[1] the request (JSON), ARGV[2] lifetime (ms)
+ */
+export const renewPause = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`
 
 const NOW = "local time = redis.call('TIME'); local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)"
 

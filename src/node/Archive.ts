@@ -29,11 +29,23 @@ const LINE_BYTES_MAX = 64 * 1024 * 1024
 /** Progress reports: records and bytes so far. */
 export type Progress = (records: number, bytes: number) => void
 
+/** Writes `text`, waiting for the buffer to drain; a destination closed meanwhile (a client gone) is an error. */
 const write = (out: Writable, text: string): Promise<void> =>
   new Promise((resolve, reject) => {
+    if (out.destroyed || out.writableEnded) return reject(new ArchiveError("the archive's destination closed"))
     if (out.write(text)) return resolve()
-    out.once("drain", resolve)
-    out.once("error", reject)
+    const settle = (error?: Error) => {
+      out.off("drain", drained)
+      out.off("error", settle)
+      out.off("close", closed)
+      if (error === undefined) resolve()
+      else reject(error)
+    }
+    const drained = () => settle()
+    const closed = () => settle(new ArchiveError("the archive's destination closed"))
+    out.once("drain", drained)
+    out.once("error", settle)
+    out.once("close", closed)
   })
 
 /** Writes every record of `backend` to `output` as a gzip archive; answers the record count. */
@@ -41,6 +53,10 @@ export const dump = (backend: StoreBackendShape, output: Writable, progress?: Pr
   Effect.gen(function*() {
     const gzip = Zlib.createGzip()
     gzip.pipe(output)
+    // A destination that closes early (an HTTP client gone) ends the dump instead of stalling it.
+    output.once("close", () => {
+      if (!gzip.writableFinished) gzip.destroy()
+    })
     let records = 0
     let bytes = 0
     yield* Effect.promise(() => write(gzip, JSON.stringify({ format: FORMAT, version: 1, created: new Date().toISOString() }) + "\n"))

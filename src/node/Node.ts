@@ -8,6 +8,7 @@ import { Effect, Layer, type Scope } from "effect"
 import type { AddressInfo } from "node:net"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { defaults, RuntimeConfig, type RuntimeConfigShape } from "../../actors/RuntimeConfig.js"
+import * as WritePause from "../../actors/WritePause.js"
 import { layerStores } from "../../persistence/IndexedStore.js"
 import * as LevelStore from "../../persistence/LevelStore.js"
 import type { Messenger } from "../../actors/Messenger.js"
@@ -30,6 +31,7 @@ import * as Search from "../search/Search.js"
 import * as SearchEntity from "../search/SearchEntity.js"
 import * as SortedSetEntity from "../sortedset/SortedSetEntity.js"
 import * as HttpServer from "../server/HttpServer.js"
+import * as ClusterPause from "../../sharding/ClusterPause.js"
 import * as Worker from "../../sharding/Worker.js"
 import * as ClusterView from "./ClusterView.js"
 
@@ -86,7 +88,7 @@ export const validate = (options: NodeOptions): Effect.Effect<NodeOptions, NodeC
 export const layer = (options: NodeOptions) => {
   const runtimeConfig: RuntimeConfigShape = { ...defaults, ...options.runtime }
   const stores = layerStores(MeteredStore.layer.pipe(Layer.provide(LevelStore.layerBackend({ directory: options.data, sync: options.sync }))))
-  return builtIns.pipe(
+  return Layer.merge(builtIns, WritePause.layerLocal).pipe(
     Layer.provideMerge(EntityRuntime.layerLocal),
     Layer.provideMerge(stores),
     Layer.provideMerge(Layer.succeed(RuntimeConfig)(runtimeConfig)),
@@ -99,7 +101,14 @@ export const layer = (options: NodeOptions) => {
 }
 
 /** What the routes of a node need. */
-export type NodeServices = ClusterView.ClusterView | EntityRuntime.EntityRuntime | Messenger | KeyValueStore | StoreBackend | Search.Search
+export type NodeServices =
+  | ClusterView.ClusterView
+  | EntityRuntime.EntityRuntime
+  | Messenger
+  | KeyValueStore
+  | StoreBackend
+  | Search.Search
+  | WritePause.WritePause
 
 /** The routes every node serves, with or without durable work. */
 const common = [...ClusterRoutes.routes, ...FeedRoutes.routes(), ...SortedSetRoutes.routes, ...SearchRoutes.routes, ...AdminRoutes.routes]
@@ -165,7 +174,7 @@ export interface WorkerNodeOptions extends Worker.WorkerOptions {
 
 /** A worker's services: the cluster worker, the built-in entity types, its cluster view. */
 export const workerLayer = (options: Worker.WorkerOptions) =>
-  ClusterView.layerFromManager.pipe(Layer.provideMerge(Worker.layer(options, builtIns)))
+  Layer.merge(ClusterView.layerFromManager, ClusterPause.layer).pipe(Layer.provideMerge(Worker.layer(options, builtIns)))
 
 /**
  * Joins a cluster as a worker and serves the HTTP API for the scope (any worker routes any

@@ -42,6 +42,7 @@ const STATUS: Readonly<Record<string, number>> = {
   EntityUnavailable: 503,
   AskTimeout: 503,
   StoreUnavailable: 503,
+  PauseFailed: 503,
   StoreClosed: 503,
   Fenced: 503,
   PoisonMessage: 500
