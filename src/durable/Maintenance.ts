@@ -14,6 +14,7 @@ import * as Path from "node:path"
 import type { EntityType } from "../../actors/Entity.js"
 import * as EntityClient from "../../actors/EntityClient.js"
 import type { Messenger } from "../../actors/Messenger.js"
+import { WritePause } from "../../actors/WritePause.js"
 import type { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import { StoreBackend } from "../../persistence/StoreBackend.js"
 import { InvalidArgument } from "../../persistence/StoreError.js"
@@ -327,7 +328,11 @@ export const feedRetention = <A, I>(type: Feed.FeedType<A, I>, schedule: Schedul
 export const feedCompaction = <A, I>(type: Feed.FeedType<A, I>, schedule: Schedule, options: BroadcastOptions = {}): Task<Messenger | KeyValueStore> =>
   everyFeed(type, "Compact", `compaction.${type.type}`, `merges the small records of the feeds of ${type.type}`, schedule, options)
 
-/** A periodic dump of the store to `directory` (`shardfeed-<time>.gz`), keeping the newest `keep` (default 7). */
+/**
+ * A periodic dump of the store to `directory` (`shardfeed-<time>.gz`), keeping the newest `keep`
+ * (default 7). Where the process has a `WritePause` (every node and worker does), the dump goes
+ * through it, so on a cluster sharing a Redis store it is one point in time.
+ */
 export const dump = (options: { readonly directory: string; readonly schedule: Schedule; readonly keep?: number | undefined; readonly id?: string | undefined }): Task<StoreBackend> => ({
   id: options.id ?? "dump",
   schedule: options.schedule,
@@ -338,7 +343,9 @@ export const dump = (options: { readonly directory: string; readonly schedule: S
       yield* Effect.sync(() => Fs.mkdirSync(options.directory, { recursive: true }))
       const name = `shardfeed-${new Date(scheduledAt).toISOString().replace(/[:.]/g, "-")}.gz`
       const partial = Path.join(options.directory, `${name}.partial`)
-      const records = yield* Archive.dump(backend, Fs.createWriteStream(partial))
+      const pause = yield* Effect.serviceOption(WritePause)
+      const release = pause._tag === "Some" ? yield* pause.value.holdForDump : Effect.void
+      const records = yield* Effect.ensuring(Archive.dump(backend, Fs.createWriteStream(partial)), release)
       // A dump appears under its final name only once complete.
       yield* Effect.sync(() => Fs.renameSync(partial, Path.join(options.directory, name)))
       yield* Effect.sync(() => {
