@@ -84,6 +84,48 @@ describe("entity runtime", () => {
     }))
   })
 
+  it("holds commits while writes are paused, fails the held ones when discarded, and rebuilds entities on reset", async () => {
+    const probes = new Probes()
+    await run(runtimeLayer(probes), Effect.gen(function*() {
+      const probe = yield* EntityClient.make(Probe)
+      const store = yield* KeyValueStore
+      const runtime = yield* EntityRuntime
+      const shard = String(runtime.shardOf("probe", "paused"))
+      const stored = Effect.map(store.get(shard, "probe.data", Buffer.from("paused\u0000k")), text)
+      const settle = Effect.forEach(Array.from({ length: 200 }, (_, i) => i), () => Effect.yieldNow, { discard: true })
+      assert.equal(yield* probe.ask("paused", "Write", { key: "k", value: "v1" }), "v1")
+
+      // Held, then let go: the ask waits for the commit, and the commit waits for resume.
+      yield* runtime.pauseWrites
+      const held = yield* Effect.forkChild(probe.ask("paused", "Write", { key: "k", value: "v2" }))
+      yield* settle
+      assert.equal(held.pollUnsafe(), undefined, "no reply while commits are held")
+      assert.equal(yield* stored, "v1", "nothing written while commits are held")
+      runtime.resumeWrites()
+      assert.equal(yield* Fiber.join(held), "v2")
+      assert.equal(yield* stored, "v2")
+
+      // Held, then discarded (a restore rewrote the store): the ask fails and nothing lands.
+      assert.equal((yield* probe.ask("paused", "Record", { sender: 1, seq: 0 })).count, 1)
+      assert.equal((yield* probe.ask("clean", "Record", { sender: 1, seq: 0 })).count, 1)
+      yield* runtime.pauseWrites
+      const dropped = yield* Effect.forkChild(Effect.flip(probe.ask("paused", "Write", { key: "k", value: "v3" })))
+      yield* settle
+      assert.equal(runtime.discardWaitingWrites("the store was restored"), 1)
+      const error = yield* Fiber.join(dropped)
+      assert.equal(error._tag, "EntityUnavailable")
+      yield* store.put(shard, "probe.data", Buffer.from("paused\u0000k"), Buffer.from("restored"))
+      runtime.resetEntities("the store was restored")
+      runtime.resumeWrites()
+      yield* settle
+      assert.equal(yield* stored, "restored", "the discarded write never landed")
+      assert.equal(yield* probe.ask("paused", "Read", { key: "k" }), "restored")
+      // In-memory state was rebuilt, also of an entity that had nothing waiting: counts start again.
+      assert.equal((yield* probe.ask("paused", "Record", { sender: 2, seq: 0 })).count, 1)
+      assert.equal((yield* probe.ask("clean", "Record", { sender: 2, seq: 0 })).count, 1)
+    }))
+  })
+
   it("restarts a crashed entity from the store and retries the message", async () => {
     const probes = new Probes()
     probes.crashes.set("crashy", 2)
