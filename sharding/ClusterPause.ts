@@ -50,37 +50,64 @@ export const make = Effect.gen(function*() {
       yield* coordinator.clearPause(request)
       yield* coordinator.notify
       manager.requestRefresh()
-    })
+    }).pipe(Effect.catch((error) => Effect.logWarning(`write pause ${request.token}: could not withdraw it: ${String(error)}`)))
 
-  /** Holds every worker's writes in `scope`; closing it lets them go. */
-  const hold = (restart: boolean) =>
+  /**
+   * Holds every worker's writes in `scope` until it closes. The request is renewed meanwhile;
+   * `lost` turns true if a renewal finds it gone (it expired: a long Redis outage), after which
+   * workers may be writing again and the operation must not be trusted.
+   */
+  const hold = (request: PauseRequest) =>
     Effect.gen(function*() {
-      const request: PauseRequest = { token: randomUUID(), restart }
       const placed = yield* Effect.mapError(coordinator.requestPause(request, ttlMillis), unavailable)
       if (!placed) return yield* Effect.fail(new PauseFailed({ message: "another dump or restore is holding the cluster's writes" }))
-      yield* Effect.addFinalizer(() =>
-        withdraw(request).pipe(
-          // After a restore, answer only once every worker has dropped its stale state.
-          Effect.andThen(restart ? answered(request.token, "resumed") : Effect.void),
-          Effect.catch((error) => Effect.logWarning(`write pause ${request.token}: ${String(error)}`))
-        ))
+      const state = { lost: false }
+      yield* Effect.addFinalizer(() => withdraw(request))
       yield* coordinator.notify
       manager.requestRefresh()
-      yield* Effect.forkScoped(Effect.repeat(Effect.ignore(coordinator.renewPause(request, ttlMillis)), Schedule.spaced(Duration.millis(ttlMillis / 3))))
+      const renew = Effect.flatMap(Effect.result(coordinator.renewPause(request, ttlMillis)), (renewed) =>
+        Effect.sync(() => {
+          // A failed renewal may still leave the request in force; only a missing one is lost.
+          if (renewed._tag === "Success" && !renewed.success) state.lost = true
+        }))
+      yield* Effect.forkScoped(Effect.repeat(renew, Schedule.spaced(Duration.millis(ttlMillis / 3))))
       yield* answered(request.token, "paused")
+      return state
     })
 
+  const lostError = (request: PauseRequest) =>
+    new PauseFailed({ message: `the pause request ${request.token} expired while the operation ran (the coordination Redis was out too long)` })
+
   return {
-    holdForDump: Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const exit = yield* Effect.exit(Scope.provide(hold(false), scope))
-      if (Exit.isFailure(exit)) {
-        yield* Scope.close(scope, exit)
-        return yield* Effect.failCause(exit.cause)
-      }
-      return Scope.close(scope, Exit.void)
-    }),
-    restore: (effect) => Effect.scoped(Effect.andThen(hold(true), effect))
+    holdForDump: Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const request: PauseRequest = { token: randomUUID(), restart: false }
+        const scope = yield* Scope.make()
+        const exit = yield* Effect.exit(restore(Scope.provide(hold(request), scope)))
+        if (Exit.isFailure(exit)) {
+          yield* Scope.close(scope, exit)
+          return yield* Effect.failCause(exit.cause)
+        }
+        const state = exit.value
+        return {
+          intact: Effect.suspend(() => (state.lost ? Effect.fail(lostError(request)) : Effect.void)),
+          release: Scope.close(scope, Exit.void)
+        }
+      })
+    ),
+    restore: (effect) =>
+      Effect.gen(function*() {
+        const request: PauseRequest = { token: randomUUID(), restart: true }
+        const result = yield* Effect.scoped(Effect.gen(function*() {
+          const state = yield* hold(request)
+          const value = yield* effect
+          if (state.lost) return yield* Effect.fail(lostError(request))
+          return value
+        }))
+        // Answer once every worker has dropped the writes and state from before the restore.
+        yield* answered(request.token, "resumed")
+        return result
+      })
   } satisfies WritePauseShape
 })
 

@@ -163,26 +163,34 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
      * writes are held, so the round moves no shard meanwhile.
      */
     let following: PauseRequest | undefined
+    /** Ends the request followed so far: a restore's stale writes and state go first. */
+    const endPause = (resume: boolean) =>
+      Effect.gen(function*() {
+        const ended = following!
+        following = undefined
+        try {
+          if (ended.restart) forgetBefore(runtime)()
+        } finally {
+          if (resume) runtime.resumeWrites()
+        }
+        publish({ _tag: "WritesResumed", token: ended.token })
+        yield* coordinator.ackPause(ended.token, config.workerId, "resumed", PAUSE_ACK_MILLIS)
+      })
     const followPause = Effect.gen(function*() {
       const request = yield* coordinator.pauseRequest
       if (request !== undefined) {
         if (following?.token !== request.token) {
-          if (following !== undefined) runtime.resumeWrites()
-          yield* runtime.pauseWrites
+          // A request that ended unseen (another followed at once) still gets its clean-up;
+          // commits stay held for the new one.
+          if (following !== undefined) yield* endPause(false)
+          else yield* runtime.pauseWrites
           following = request
           publish({ _tag: "WritesPaused", token: request.token })
         }
         yield* coordinator.ackPause(request.token, config.workerId, "paused", PAUSE_ACK_MILLIS)
         return true
       }
-      if (following !== undefined) {
-        const ended = following
-        following = undefined
-        if (ended.restart) forgetBefore(runtime)()
-        runtime.resumeWrites()
-        publish({ _tag: "WritesResumed", token: ended.token })
-        yield* coordinator.ackPause(ended.token, config.workerId, "resumed", PAUSE_ACK_MILLIS)
-      }
+      if (following !== undefined) yield* endPause(true)
       return false
     })
 

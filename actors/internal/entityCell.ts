@@ -206,6 +206,8 @@ export class EntityCell implements Participant {
     if (this.recovered) {
       this.recovered = false
       this.state = undefined
+      // A passivated cell (a shard stopped while its writes waited) is gone: nothing restarts.
+      if (this.status === "passivating" || this.status === "stopped") return
       if (this.status !== "restarting") this.moveTo("restarting")
       this.host.event({ _tag: "Restarted", type: this.type, id: this.id, reason })
     }

@@ -14,7 +14,7 @@ import * as Path from "node:path"
 import type { EntityType } from "../../actors/Entity.js"
 import * as EntityClient from "../../actors/EntityClient.js"
 import type { Messenger } from "../../actors/Messenger.js"
-import { WritePause } from "../../actors/WritePause.js"
+import { noHold, WritePause } from "../../actors/WritePause.js"
 import type { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import { StoreBackend } from "../../persistence/StoreBackend.js"
 import { InvalidArgument } from "../../persistence/StoreError.js"
@@ -344,8 +344,8 @@ export const dump = (options: { readonly directory: string; readonly schedule: S
       const name = `shardfeed-${new Date(scheduledAt).toISOString().replace(/[:.]/g, "-")}.gz`
       const partial = Path.join(options.directory, `${name}.partial`)
       const pause = yield* Effect.serviceOption(WritePause)
-      const release = pause._tag === "Some" ? yield* pause.value.holdForDump : Effect.void
-      const records = yield* Effect.ensuring(Archive.dump(backend, Fs.createWriteStream(partial)), release)
+      const hold = pause._tag === "Some" ? yield* pause.value.holdForDump : noHold
+      const records = yield* Effect.ensuring(Archive.dump(backend, Fs.createWriteStream(partial), undefined, hold.intact), hold.release)
       // A dump appears under its final name only once complete.
       yield* Effect.sync(() => Fs.renameSync(partial, Path.join(options.directory, name)))
       yield* Effect.sync(() => {

@@ -13,6 +13,7 @@
 import { Effect, Stream } from "effect"
 import { createInterface } from "node:readline"
 import type { Readable, Writable } from "node:stream"
+import { pipeline } from "node:stream/promises"
 import * as Zlib from "node:zlib"
 import type { PartitionBatch, StoreBackendShape, WriteOp } from "../../persistence/StoreBackend.js"
 import type { BackendError } from "../../persistence/StoreError.js"
@@ -48,20 +49,30 @@ const write = (out: Writable, text: string): Promise<void> =>
     out.once("close", closed)
   })
 
-/** Writes every record of `backend` to `output` as a gzip archive; answers the record count. */
-export const dump = (backend: StoreBackendShape, output: Writable, progress?: Progress): Effect.Effect<number, BackendError | ArchiveError> =>
+/**
+ * Writes every record of `backend` to `output` as a gzip archive; answers the record count.
+ * `beforeEnd` runs before the closing line: if it fails, the archive stays without its end
+ * (a restore refuses it as truncated). A destination that closes early (an HTTP client gone)
+ * ends the dump with an error instead of stalling it.
+ */
+export const dump = <E = never>(
+  backend: StoreBackendShape,
+  output: Writable,
+  progress?: Progress,
+  beforeEnd: Effect.Effect<void, E> = Effect.void
+): Effect.Effect<number, BackendError | ArchiveError | E> =>
   Effect.gen(function*() {
+    if (output.destroyed || output.writableEnded) return yield* Effect.fail(new ArchiveError("the archive's destination closed"))
     const gzip = Zlib.createGzip()
-    gzip.pipe(output)
-    // A destination that closes early (an HTTP client gone) ends the dump instead of stalling it.
-    output.once("close", () => {
-      if (!gzip.writableFinished) gzip.destroy()
-    })
+    // pipeline: an error or early close of either side destroys the other, so writes fail.
+    const piped = pipeline(gzip, output).then(() => undefined, (error: unknown) => error)
     let records = 0
     let bytes = 0
-    yield* Effect.promise(() => write(gzip, JSON.stringify({ format: FORMAT, version: 1, created: new Date().toISOString() }) + "\n"))
+    const emit = (text: string) =>
+      Effect.tryPromise({ try: () => write(gzip, text), catch: (cause) => (cause instanceof ArchiveError ? cause : new ArchiveError(`cannot write the archive: ${String(cause)}`)) })
+    yield* emit(JSON.stringify({ format: FORMAT, version: 1, created: new Date().toISOString() }) + "\n")
     yield* Stream.runForEach(backend.export, (record) =>
-      Effect.promise(async () => {
+      Effect.suspend(() => {
         const line = JSON.stringify({
           p: record.partition,
           n: record.namespace,
@@ -71,17 +82,13 @@ export const dump = (backend: StoreBackendShape, output: Writable, progress?: Pr
         records++
         bytes += line.length
         if (records % 10_000 === 0) progress?.(records, bytes)
-        await write(gzip, line)
+        return emit(line)
       }))
-    yield* Effect.promise(() => write(gzip, JSON.stringify({ end: true, records }) + "\n"))
-    yield* Effect.tryPromise({
-      try: () => new Promise<void>((resolve, reject) => {
-        output.once("finish", resolve)
-        output.once("error", reject)
-        gzip.end()
-      }),
-      catch: (cause) => new ArchiveError(`cannot finish the archive: ${String(cause)}`)
-    })
+    yield* beforeEnd
+    yield* emit(JSON.stringify({ end: true, records }) + "\n")
+    gzip.end()
+    const failure = yield* Effect.promise(() => piped)
+    if (failure !== undefined) return yield* Effect.fail(new ArchiveError(`cannot finish the archive: ${String(failure)}`))
     progress?.(records, bytes)
     return records
   })
@@ -124,7 +131,10 @@ export const restore = (
     if (options.merge !== true && !(yield* isEmpty(backend))) {
       return yield* Effect.fail(new ArchiveError("the target store is not empty; restore with --merge to add to it"))
     }
-    const lines = createInterface({ input: input.pipe(Zlib.createGunzip()), crlfDelay: Number.POSITIVE_INFINITY })
+    // pipeline: an upload cut off or failing ends the reading with an error instead of a stall.
+    const gunzip = Zlib.createGunzip()
+    pipeline(input, gunzip).catch(() => undefined)
+    const lines = createInterface({ input: gunzip, crlfDelay: Number.POSITIVE_INFINITY })
     const iterator = lines[Symbol.asyncIterator]()
     let number = 0
     let records = 0

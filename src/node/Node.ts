@@ -32,6 +32,8 @@ import * as SearchEntity from "../search/SearchEntity.js"
 import * as SortedSetEntity from "../sortedset/SortedSetEntity.js"
 import * as HttpServer from "../server/HttpServer.js"
 import * as ClusterPause from "../../sharding/ClusterPause.js"
+import type { Coordinator } from "../../sharding/Coordinator.js"
+import type { ShardManager } from "../../sharding/ShardManager.js"
 import * as Worker from "../../sharding/Worker.js"
 import * as ClusterView from "./ClusterView.js"
 
@@ -173,8 +175,16 @@ export interface WorkerNodeOptions extends Worker.WorkerOptions {
 }
 
 /** A worker's services: the cluster worker, the built-in entity types, its cluster view. */
-export const workerLayer = (options: Worker.WorkerOptions) =>
-  Layer.merge(ClusterView.layerFromManager, ClusterPause.layer).pipe(Layer.provideMerge(Worker.layer(options, builtIns)))
+export const workerLayer = (options: Worker.WorkerOptions) => {
+  // Writes are held cluster-wide where the store is shared; a worker on its own store holds its
+  // own; a gateway holds no data and refuses dumps and restores.
+  const pause: Layer.Layer<WritePause.WritePause, never, EntityRuntime.EntityRuntime | Coordinator | ShardManager> = options.clientOnly === true
+    ? Layer.succeed(WritePause.WritePause)(WritePause.refusing)
+    : options.store._tag === "Redis"
+    ? ClusterPause.layer
+    : WritePause.layerLocal
+  return Layer.merge(ClusterView.layerFromManager, pause).pipe(Layer.provideMerge(Worker.layer(options, builtIns)))
+}
 
 /**
  * Joins a cluster as a worker and serves the HTTP API for the scope (any worker routes any

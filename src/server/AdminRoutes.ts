@@ -25,12 +25,13 @@ export const routes: ReadonlyArray<Route<StoreBackend | WritePause | KeyValueSto
     handler: () =>
       Effect.gen(function*() {
         const backend = yield* StoreBackend
-        const release = yield* Effect.mapError(Effect.flatMap(WritePause, (pause) => pause.holdForDump), ApiError.fromFailure)
+        const hold = yield* Effect.mapError(Effect.flatMap(WritePause, (pause) => pause.holdForDump), ApiError.fromFailure)
         return {
           _tag: "Stream" as const,
           status: 200,
           contentType: "application/gzip",
-          write: (response) => Effect.runPromise(Archive.dump(backend, response).pipe(Effect.asVoid, Effect.ensuring(release)))
+          // A hold lost meanwhile leaves the archive without its end line: a restore refuses it.
+          write: (response) => Effect.runPromise(Archive.dump(backend, response, undefined, hold.intact).pipe(Effect.asVoid, Effect.ensuring(hold.release)))
         }
       })
   },
@@ -42,7 +43,12 @@ export const routes: ReadonlyArray<Route<StoreBackend | WritePause | KeyValueSto
       Effect.gen(function*() {
         const backend = yield* StoreBackend
         const pause = yield* WritePause
-        const records = yield* pause.restore(Archive.restore(backend, request.body as Readable, { merge: request.query.get("merge") === "true" })).pipe(
+        const merge = request.query.get("merge") === "true"
+        // Refused before anything is held: a refused restore leaves the cluster's writes alone.
+        if (!merge && !(yield* Effect.mapError(Archive.isEmpty(backend), ApiError.fromFailure))) {
+          return yield* Effect.fail(archiveFailure(new Archive.ArchiveError("the target store is not empty; restore with --merge to add to it")))
+        }
+        const records = yield* pause.restore(Archive.restore(backend, request.body as Readable, { merge })).pipe(
           Effect.mapError(archiveFailure)
         )
         return json({ records })

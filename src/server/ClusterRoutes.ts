@@ -33,9 +33,8 @@ const stats = Effect.gen(function*() {
       writes: sum(snapshots, "shardfeed_entity_writes_total", (a) => a.type === type)
     }
   }
-  const writes = snapshots
-    .filter((snapshot) => snapshot.id === "shardfeed_commit_batch_writes")
-    .reduce((total, snapshot) => total + Number((snapshot.state as { sum?: number }).sum ?? 0), 0)
+  // Store writes committed, the same unit as each type's: the page's total is their sum.
+  const writes = sum(snapshots, "shardfeed_entity_writes_total")
   return {
     time: Date.now(),
     entities,

@@ -34,7 +34,10 @@ const serve = async (data: string, extra: ReadonlyArray<string> = ["--shards", "
   while (base === undefined) {
     base = /API\s+(http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(output)?.[1]
     if (base !== undefined) break
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${output}`)
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill("SIGKILL")
+      throw new Error(`serve did not start: ${output}`)
+    }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   const address = base
@@ -128,10 +131,13 @@ describe("shardfeed CLI", () => {
       let output = ""
       worker.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
       worker.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()))
-      for (let tries = 0; tries < 200 && !/API\s+http/.test(output) && worker.exitCode === null; tries++) await new Promise((resolve) => setTimeout(resolve, 50))
-      assert.match(output, /\(client only\)/, JSON.stringify(env))
-      worker.kill("SIGTERM")
-      assert.equal(await exited(worker), 0, output)
+      try {
+        for (let tries = 0; tries < 200 && !/API\s+http/.test(output) && worker.exitCode === null; tries++) await new Promise((resolve) => setTimeout(resolve, 50))
+        assert.match(output, /\(client only\)/, JSON.stringify(env))
+      } finally {
+        worker.kill("SIGTERM")
+        assert.equal(await exited(worker), 0, output)
+      }
     }
   }, 90_000)
 
