@@ -6,8 +6,8 @@
  */
 import { Effect, Schema } from "effect"
 import type { Rpc } from "effect/rpc"
-import * as EntityClient from "../../actors/EntityClient.js"
 import { Messenger } from "../../actors/Messenger.js"
+import * as SortedSetClient from "../sortedset/SortedSetClient.js"
 import * as SortedSetEntity from "../sortedset/SortedSetEntity.js"
 import * as ApiError from "./ApiError.js"
 import { json, type Request, type Route } from "./HttpServer.js"
@@ -25,7 +25,8 @@ const ask = (key: string, rpc: Rpc.AnyWithProps, input: unknown) =>
     const payload = yield* Schema.decodeUnknownEffect(rpc.payloadSchema as Schema.Codec<unknown, unknown>)(input).pipe(
       Effect.mapError((error) => ApiError.make(400, "InvalidArgument", messageOf(error), fieldOf(error)))
     )
-    const client = EntityClient.fromMessenger(SortedSetEntity.SortedSetEntity, yield* Messenger, ASK_TIMEOUT_MILLIS)
+    // Calls to one set coalesce while one is in flight: a hot leaderboard costs a message per round trip.
+    const client = SortedSetClient.sharedFor(yield* Messenger, ASK_TIMEOUT_MILLIS)
     const ask = client.ask as unknown as (id: string, tag: string, payload: unknown) => Effect.Effect<unknown, unknown>
     const reply = yield* ask(key, rpc._tag, payload).pipe(Effect.mapError((error) => ApiError.fromFailure(error)))
     const encoded = yield* Schema.encodeUnknownEffect(rpc.successSchema as Schema.Codec<unknown, unknown>)(reply).pipe(Effect.orDie)

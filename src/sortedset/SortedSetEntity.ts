@@ -38,8 +38,19 @@ export const Card = rpc("Card", Messages.Card)
 export const Pop = rpc("Pop", Messages.Pop)
 export const RemoveRange = rpc("RemoveRange", Messages.RemoveRange)
 
+/**
+ * Several requests to one set in one message, each with its own outcome, in order: what the
+ * coalescing client (`SortedSetClient`) sends for calls made while one to the same set is in
+ * flight.
+ */
+export const Batch = Rpc.make("Batch", {
+  payload: { requests: Schema.Array(Messages.Request).check(Schema.isMaxLength(Messages.BATCH_REQUESTS_MAX)) },
+  success: Schema.Struct({ outcomes: Schema.Array(Messages.BatchOutcome) }),
+  error: InvalidArgument
+})
+
 /** The sorted set entity type. */
-export const SortedSetEntity = Entity.make("zset", [Add, IncrBy, Remove, Score, Rank, Range, Count, Card, Pop, RemoveRange])
+export const SortedSetEntity = Entity.make("zset", [Add, IncrBy, Remove, Score, Rank, Range, Count, Card, Pop, RemoveRange, Batch])
 
 const run = (tag: Messages.Request["_tag"]) => (payload: unknown, context: Entity.DirectContext<SortedSet.SortedSet>) =>
   Messages.handle(context.state, context.view, { _tag: tag, ...(payload as object) } as Messages.Request)
@@ -57,7 +68,9 @@ export const behavior = Entity.direct(SortedSetEntity, {
     Count: run("Count"),
     Card: run("Card"),
     Pop: run("Pop"),
-    RemoveRange: run("RemoveRange")
+    RemoveRange: run("RemoveRange"),
+    Batch: (payload: { readonly requests: ReadonlyArray<Messages.Request> }, context: Entity.DirectContext<SortedSet.SortedSet>) =>
+      Messages.handleBatch(context.state, context.view, payload.requests)
   } as never
 })
 

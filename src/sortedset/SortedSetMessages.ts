@@ -92,6 +92,47 @@ export const Replies = {
 /** The reply type of a request. */
 export type ReplyOf<R extends Request> = (typeof Replies)[R["_tag"]]["Type"]
 
+/** Requests in one `Batch` message at most. */
+export const BATCH_REQUESTS_MAX = 1_000
+
+/** Any request's reply: the reply shapes differ in their keys, so each decodes as itself. */
+export const AnyReply = Schema.Union([
+  CountReply,
+  Schema.Struct({ score: Schema.NullOr(Score) }),
+  Replies.Rank,
+  MembersReply,
+  Replies.Card
+])
+
+/**
+ * The outcome of one request of a `Batch`: its reply, or the bad input it was refused for
+ * (nothing written for it).
+ */
+export const BatchOutcome = Schema.Union([
+  Schema.Struct({ ok: Schema.Literal(true), reply: AnyReply }),
+  Schema.Struct({ ok: Schema.Literal(false), error: InvalidArgument })
+])
+export type BatchOutcome = typeof BatchOutcome.Type
+
+/**
+ * Runs requests one after the other on an engine, as if each came as its own message: each has
+ * its own outcome, and one refused for bad input writes nothing and does not stop the others.
+ * A store failure fails them all (the entity restarts; none was acknowledged).
+ */
+export const handleBatch = (
+  set: SortedSet,
+  view: StoreView,
+  requests: ReadonlyArray<Request>
+): Effect.Effect<{ readonly outcomes: ReadonlyArray<BatchOutcome> }, Exclude<WriteError, InvalidArgument>> =>
+  Effect.map(
+    Effect.forEach(requests, (request) =>
+      handle(set, view, request).pipe(
+        Effect.map((reply): BatchOutcome => ({ ok: true, reply: reply as typeof AnyReply.Type })),
+        Effect.catchTag("InvalidArgument", (error) => Effect.succeed<BatchOutcome>({ ok: false, error }))
+      )),
+    (outcomes) => ({ outcomes })
+  )
+
 /** What a request can fail with: bad input (naming the field) or the store (writes only). */
 export const RequestError = Schema.Union([InvalidArgument, StoreClosed, StoreUnavailable, Fenced])
 
