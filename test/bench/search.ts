@@ -272,7 +272,9 @@ const measureEntities = async (
     Layer.mergeAll(SearchEntity.layer, Search.layer).pipe(
       Layer.provideMerge(EntityRuntime.layerLocal),
       Layer.provideMerge(LevelStore.layer({ directory })),
-      Layer.provideMerge(Layer.succeed(RuntimeConfig)({ ...defaults, shardCount: 64 })),
+      // A round indexes batch × P documents in one thread: on a slow machine one partition's
+      // message can wait past the default 10 s ask timeout behind the other seven.
+      Layer.provideMerge(Layer.succeed(RuntimeConfig)({ ...defaults, shardCount: 64, askTimeoutMillis: 120_000 })),
       Layer.fresh
     )
   )
