@@ -159,8 +159,10 @@ export const pauseScenario = async (redisUrl: string, label: string) => {
     const lost = [...metrics.matchAll(/shardfeed_lease_renewals_total\{[^}]*outcome="lost"[^}]*\} (\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0)
     const fenced = [...metrics.matchAll(/shardfeed_commits_total\{[^}]*outcome="fenced"[^}]*\} (\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0)
     expect(lost, "leases the paused worker found lost when it resumed").toBeGreaterThan(0)
-    const ended = (await getJson(paused.base, "/v1/cluster/holdings")).holdings.filter((holding: { ended: boolean; until: number }) =>
-      holding.ended && holding.until > pausedAt
+    // The holdings it had when it was stopped (not those it took after it came back, which a
+    // rebalance may end at any time).
+    const ended = (await getJson(paused.base, "/v1/cluster/holdings")).holdings.filter((holding: { ended: boolean; since: number; until: number }) =>
+      holding.ended && holding.since < pausedAt && holding.until > pausedAt
     )
     // Its holdings of the time ended at their lease deadlines: before the others could take over.
     for (const holding of ended) expect(holding.until).toBeLessThanOrEqual(pausedAt + LEASE_MILLIS)
