@@ -165,7 +165,9 @@ export const pauseScenario = async (redisUrl: string, label: string) => {
       holding.ended && holding.since < pausedAt && holding.until > pausedAt
     )
     // Its holdings of the time ended at their lease deadlines: before the others could take over.
-    for (const holding of ended) expect(holding.until).toBeLessThanOrEqual(pausedAt + LEASE_MILLIS)
+    for (const holding of ended) {
+      expect(holding.until, `holding ${JSON.stringify(holding)}; paused at ${pausedAt}, resumed at ${resumedAt}`).toBeLessThanOrEqual(pausedAt + LEASE_MILLIS)
+    }
     for (const tag of Object.keys(report.errors)) expect(TYPED_TRANSIENT.has(tag), `client error ${tag} is typed and transient`).toBe(true)
     console.log(`[${label}] SIGSTOP ${resumedAt - pausedAt} ms: shards taken over after ${takenOver} ms; paused worker found ${lost} leases lost, ${fenced} commits fenced; ${acknowledged} appends acknowledged; client errors ${JSON.stringify(report.errors)}; ${holdings} holdings checked`)
   } finally {
