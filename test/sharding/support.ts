@@ -31,7 +31,13 @@ export const waitFor = async <A>(label: string, timeoutMillis: number, check: ()
 
 /** GETs JSON from a worker (throws on a non-2xx answer or no answer within 2 s). */
 export const getJson = async (base: string, path: string): Promise<any> => {
-  const response = await fetch(base + path, { signal: AbortSignal.timeout(2_000) })
+  // One retry of this idempotent read on a connection error ("fetch failed"): a pooled
+  // keep-alive socket the server closed at the same moment fails the request before it is sent.
+  const attempt = () => fetch(base + path, { signal: AbortSignal.timeout(2_000) })
+  const response = await attempt().catch((error: unknown) => {
+    if (error instanceof TypeError && error.message === "fetch failed") return attempt()
+    throw error
+  })
   if (!response.ok) throw new Error(`${path}: ${response.status}`)
   return response.json()
 }
