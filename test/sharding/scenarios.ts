@@ -116,7 +116,9 @@ export const killScenario = async (redisUrl: string, label: string) => {
       const victim = ids[round % ids.length]!
       const killedAt = await h.kill(victim)
       const survivor = h.any()
-      await waitAllOwnedBy(survivor.base, [...h.workers.keys()], 20_000)
+      // Failover takes 3–6 s alone; the first one of a full suite run, with both cluster files'
+      // workers on two cores, took up to 19.9 s. The figure is reported, not asserted.
+      await waitAllOwnedBy(survivor.base, [...h.workers.keys()], 45_000)
       failovers.push(Date.now() - killedAt)
       await h.start(victim)
       await waitBalanced(survivor.base, ids, 30_000)
@@ -146,7 +148,7 @@ export const pauseScenario = async (redisUrl: string, label: string) => {
     const paused = h.workers.get("w2")!
     const pausedAt = Date.now()
     await signal(paused, "SIGSTOP")
-    await waitAllOwnedBy(h.workers.get("w1")!.base, ["w1", "w3"], 20_000)
+    await waitAllOwnedBy(h.workers.get("w1")!.base, ["w1", "w3"], 45_000)
     const takenOver = Date.now() - pausedAt
     await sleep(Math.max(0, LEASE_MILLIS + 1_500 - (Date.now() - pausedAt)))
     await signal(paused, "SIGCONT")
