@@ -364,7 +364,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     resumeWrites: () => committer.resume(),
     discardWaitingWrites: (reason) => committer.discardWaiting(reason),
     resetEntities: (reason) => {
-      for (const cell of cells.values()) cell.reset(reason)
+      for (const cell of cells.values()) cell.forget(reason)
     },
     owned: () => owned,
     holdings: () => holdings.snapshot(),

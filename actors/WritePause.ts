@@ -42,10 +42,10 @@ export interface WritePauseShape {
 export class WritePause extends Context.Service<WritePause, WritePauseShape>()("shardfeed/WritePause") {}
 
 /** Why writes and entity state were dropped after a restore. */
-export const RESTORED = "the store was restored"
+const RESTORED = "the store was restored"
 
 /** Holds this runtime's commits around `effect`; `after` runs while they are still held, and commits resume whatever happens. */
-export const holding = <A, E, R>(runtime: EntityRuntimeShape, effect: Effect.Effect<A, E, R>, after: () => void = () => undefined) =>
+const holding = <A, E, R>(runtime: EntityRuntimeShape, effect: Effect.Effect<A, E, R>, after: () => void = () => undefined) =>
   Effect.acquireUseRelease(runtime.pauseWrites, () => effect, () =>
     Effect.sync(() => {
       try {

@@ -195,13 +195,8 @@ export class EntityCell implements Participant {
     return new Promise((resolve) => this.commitWaiters.push(resolve))
   }
 
-  /** Drops the in-memory state (the store changed under it); the next message recovers it. */
-  reset(reason: string): void {
-    this.forget(reason)
-  }
-
-  /** Drops the in-memory state; the next message recovers it from the store. */
-  private forget(reason: string): void {
+  /** Drops the in-memory state (after a crash, a failed commit, or a store restored under it); the next message recovers it from the store. */
+  forget(reason: string): void {
     this.generation++
     if (this.recovered) {
       this.recovered = false

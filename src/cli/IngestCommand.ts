@@ -6,7 +6,7 @@
  * gives the queue's lease up, closes the store and exits 0.
  */
 import { Console, Effect, Layer, Option } from "effect"
-import { Command, type Flag } from "effect/cli"
+import { Command } from "effect/cli"
 import { redactUrl } from "../../persistence/RedisConnection.js"
 import { InvalidArgument } from "../../persistence/StoreError.js"
 import * as IngestBridge from "../durable/IngestBridge.js"
@@ -17,29 +17,29 @@ import * as Settings from "./Settings.js"
 
 const parsers = "Static(s), JobName, JobId, Data(path), Header(name)"
 
-/** An ingest setting: its environment variable is `SHARDFEED_INGEST_<FLAG>` (`ingest<Flag>` in the file). */
-const ingest = <A>(make: (flag: string, description: string, fallback: A, env: string) => Flag.Flag<A>) =>
-  (flag: string, description: string, fallback: A) => make(flag, description, fallback, Settings.envName(`ingest-${flag}`))
+/** An ingest setting's environment variable: `SHARDFEED_INGEST_<FLAG>` (`ingest<Flag>` in the file). */
+const env = (flag: string) => Settings.envName(`ingest-${flag}`)
 
 const flags = {
   redis: Settings.redis,
-  queue: Settings.requiredString("queue", "the BullMQ queue other systems add jobs to", Settings.envName("ingest-queue")),
-  prefix: ingest(Settings.string)("prefix", "the producers' BullMQ key prefix", "bull"),
-  keyspace: Settings.requiredString("keyspace", `where the feed's keyspace is: ${parsers}, or None for feeds without one`, Settings.envName("ingest-keyspace")),
-  feed: Settings.requiredString("feed", `where the feed's name is: ${parsers}`, Settings.envName("ingest-feed")),
-  nonce: ingest(Settings.string)("nonce", `where the entry's nonce is (exactly-once appends): ${parsers}, JobTimestamp or None`, "None"),
-  timestamp: ingest(Settings.string)(
+  queue: Settings.requiredString("queue", "the BullMQ queue other systems add jobs to", env("queue")),
+  prefix: Settings.string("prefix", "the producers' BullMQ key prefix", "bull", env("prefix")),
+  keyspace: Settings.requiredString("keyspace", `where the feed's keyspace is: ${parsers}, or None for feeds without one`, env("keyspace")),
+  feed: Settings.requiredString("feed", `where the feed's name is: ${parsers}`, env("feed")),
+  nonce: Settings.string("nonce", `where the entry's nonce is (exactly-once appends): ${parsers}, JobTimestamp or None`, "None", env("nonce")),
+  timestamp: Settings.string(
     "timestamp",
     "where the entry's timestamp is, in ms: Static(n), Data(path), Header(name), JobTimestamp or None (the feed's clock)",
-    "None"
+    "None",
+    env("timestamp")
   ),
-  value: ingest(Settings.string)("value", "where the entry's value is: Data (the whole job data) or Data(path)", "Data"),
-  flushInterval: ingest(Settings.integer)("flush-interval", "append a feed's buffered entries once the oldest waited this many ms", 100),
-  batchItems: ingest(Settings.integer)("batch-items", "entries per append at most", 1_000),
-  batchBytes: ingest(Settings.integer)("batch-bytes", "bytes per append at most", 1024 * 1024),
-  lease: ingest(Settings.integer)("lease", "ms of the queue's consumer lease: another ingest process takes over this long after a crash", 10_000),
+  value: Settings.string("value", "where the entry's value is: Data (the whole job data) or Data(path)", "Data", env("value")),
+  flushInterval: Settings.integer("flush-interval", "append a feed's buffered entries once the oldest waited this many ms", 100, env("flush-interval")),
+  batchItems: Settings.integer("batch-items", "entries per append at most", 1_000, env("batch-items")),
+  batchBytes: Settings.integer("batch-bytes", "bytes per append at most", 1024 * 1024, env("batch-bytes")),
+  lease: Settings.integer("lease", "ms of the queue's consumer lease: another ingest process takes over this long after a crash", 10_000, env("lease")),
   data: Settings.data,
-  http: Settings.optionalString("http", "also serve HTTP API v1 on host:port", "no HTTP", Settings.envName("ingest-http")),
+  http: Settings.optionalString("http", "also serve HTTP API v1 on host:port", "no HTTP", env("http")),
   token: Settings.token,
   shards: Settings.shards,
   sync: Settings.sync

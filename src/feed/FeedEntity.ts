@@ -187,7 +187,8 @@ export const behavior = <A, I>(
           const bad = checkOffset(offset)
           if (bad !== undefined) return yield* Effect.fail(bad)
           const record = yield* Navigate.recordHolding(context.view, context.state.head.generation, offset)
-          const stored = record?.entries[offset - record.firstOffset]
+          // One entry decoded, not the record's every entry: `recordHolding` put the offset in it.
+          const stored = record === undefined ? undefined : Record.entryAt(record, offset - record.firstOffset)
           if (stored === undefined || stored.removed) return yield* Effect.fail(new EntryNotFound({ feed: context.id, offset }))
           return toEntry(stored)
         }),

@@ -114,6 +114,13 @@ const parseLine = (text: string, number: number): ArchiveLine | ArchiveError => 
   }
 }
 
+/** Refuses a target that holds data unless the restore merges into it. */
+export const checkTarget = (backend: StoreBackendShape, merge: boolean): Effect.Effect<void, BackendError | ArchiveError> =>
+  merge
+    ? Effect.void
+    : Effect.flatMap(isEmpty(backend), (empty) =>
+      empty ? Effect.void : Effect.fail(new ArchiveError("the target store is not empty; restore with --merge to add to it")))
+
 /** Whether a store holds any record. */
 export const isEmpty = (backend: StoreBackendShape): Effect.Effect<boolean, BackendError> =>
   Effect.map(Stream.runHead(backend.export), (head) => head._tag === "None")
@@ -128,9 +135,7 @@ export const restore = (
   options: { readonly merge?: boolean | undefined; readonly progress?: Progress | undefined } = {}
 ): Effect.Effect<number, BackendError | ArchiveError> =>
   Effect.gen(function*() {
-    if (options.merge !== true && !(yield* isEmpty(backend))) {
-      return yield* Effect.fail(new ArchiveError("the target store is not empty; restore with --merge to add to it"))
-    }
+    yield* checkTarget(backend, options.merge === true)
     // pipeline: an upload cut off or failing ends the reading with an error instead of a stall.
     const gunzip = Zlib.createGunzip()
     pipeline(input, gunzip).catch(() => undefined)

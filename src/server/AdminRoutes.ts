@@ -45,9 +45,7 @@ export const routes: ReadonlyArray<Route<StoreBackend | WritePause | KeyValueSto
         const pause = yield* WritePause
         const merge = request.query.get("merge") === "true"
         // Refused before anything is held: a refused restore leaves the cluster's writes alone.
-        if (!merge && !(yield* Effect.mapError(Archive.isEmpty(backend), ApiError.fromFailure))) {
-          return yield* Effect.fail(archiveFailure(new Archive.ArchiveError("the target store is not empty; restore with --merge to add to it")))
-        }
+        yield* Effect.mapError(Archive.checkTarget(backend, merge), archiveFailure)
         const records = yield* pause.restore(Archive.restore(backend, request.body as Readable, { merge })).pipe(
           Effect.mapError(archiveFailure)
         )

@@ -6,8 +6,7 @@
  * (`GET /v1/durable`) and the maintenance schedules (`GET /v1/maintenance`). They replace the
  * placeholders of `EntityRoutes.ts` on a worker started with Redis.
  */
-import { Effect, Schema } from "effect"
-import type { Rpc } from "effect/rpc"
+import { Effect } from "effect"
 import * as DeadLetters from "../durable/DeadLetters.js"
 import * as DurableMessages from "../durable/DurableMessages.js"
 import * as Maintenance from "../durable/Maintenance.js"

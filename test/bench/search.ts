@@ -51,7 +51,6 @@ export interface Doc {
   readonly body: string
 }
 
-const prng = random
 
 /** A vocabulary of distinct pseudo-words (2 to 12 letters, short ones likelier) and a Zipf sampler. */
 export const vocabulary = (size: number, next: () => number) => {
@@ -96,9 +95,9 @@ export const document = (i: number, sample: (skip?: number) => string, next: () 
 const corpus = (count: number, sample: (skip?: number) => string, next: () => number): Array<Doc> =>
   Array.from({ length: count }, (_, i) => document(i, sample, next))
 
-export type Kind = "term" | "and" | "phrase" | "prefix" | "fuzzy"
+type Kind = "term" | "and" | "phrase" | "prefix" | "fuzzy"
 
-export interface Query {
+interface Query {
   readonly kind: Kind
   readonly words: ReadonlyArray<string>
   readonly fuzzy: number
@@ -364,7 +363,7 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
   const partitions = Number(option.partitions ?? 8)
   const batch = Number(option.batch ?? 1_000)
   const skip = Number(option["query-skip"] ?? 50)
-  const next = prng(Number(option.seed ?? 7))
+  const next = random(Number(option.seed ?? 7))
   const words = vocabulary(Number(option.vocabulary ?? 20_000), next)
   const docs = corpus(docCount, words.sample, next)
   const warmup = queries(100, docs, words.sample, skip, next)

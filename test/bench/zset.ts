@@ -31,7 +31,7 @@ import * as SortedSetClient from "../../src/sortedset/SortedSetClient.js"
 import * as SortedSetEntity from "../../src/sortedset/SortedSetEntity.js"
 import { startRedis } from "../support/RedisServer.js"
 import { options, report, type Row, throughput } from "./report.js"
-import { random } from "../support/random.js"
+import { random as generator } from "../support/random.js"
 import { collectGarbage } from "../support/gc.js"
 
 const PARTITION = "bench"
@@ -56,7 +56,6 @@ const engineTarget = (runtime: ManagedRuntime.ManagedRuntime<KeyValueStore, unkn
 
 const member = (i: number) => `member:${i}`
 
-const generator = random
 
 const openLevel = (directory: string) => ManagedRuntime.make(LevelStore.layer({ directory }))
 

@@ -29,14 +29,13 @@ import * as LevelStore from "../../persistence/LevelStore.js"
 import * as Feed from "../../src/feed/Feed.js"
 import { tempDir } from "../support/tempDir.js"
 import { durableNode, Ledger, testPrefix } from "./support.js"
-import { random } from "../support/random.js"
+import { random as generator } from "../support/random.js"
 
 const url = inject("redisUrl")
 const port = Number(new URL(url).port)
 const fixture = Path.resolve("dist/test/fixtures/durableChild.js")
 const seed = Number(process.env.DURABLE_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31))
 
-const generator = random
 
 interface Child {
   readonly process: ChildProcess

@@ -31,10 +31,10 @@ describe("nonce bytes", () => {
     }
     for (const nonce of nonces) {
       const encoded = Nonce.toBytes(nonce)
-      assert.deepEqual([...encoded], reference(nonce), `bytes of ${nonce}`)
-      assert.equal(Nonce.fromBytes(encoded), nonce, `read back ${nonce}`)
+      assert.deepEqual([...encoded], reference(nonce), `bytes of ${nonce} (NONCE_SEED=${seed})`)
+      assert.equal(Nonce.fromBytes(encoded), nonce, `read back ${nonce} (NONCE_SEED=${seed})`)
       const framed = Uint8Array.from([9, ...encoded, 9])
-      assert.equal(Nonce.fromBytes(framed, 1, encoded.length), nonce, `read inside a record ${nonce}`)
+      assert.equal(Nonce.fromBytes(framed, 1, encoded.length), nonce, `read inside a record ${nonce} (NONCE_SEED=${seed})`)
     }
     const sameLength = nonces.filter((nonce) => Nonce.toBytes(nonce).length === 6).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
     for (let i = 1; i < sameLength.length; i++) {

@@ -22,13 +22,12 @@ import { describe, expect, it } from "vitest"
 import { crc32c } from "../../persistence/internal/bufferChecksum.js"
 import * as PersistentBuffer from "../../persistence/PersistentBuffer.js"
 import { tempDir } from "../support/tempDir.js"
-import { random } from "../support/random.js"
+import { random as generator } from "../support/random.js"
 
 const KILLS = 20
 const fixture = Path.resolve("dist/test/fixtures/bufferCrashChild.js")
 const options = { segmentBytesMax: 16 * 1024, writeBatchBytes: 4096, indexSpacingBytes: 4096 }
 
-const generator = random
 
 /** An element as a comparable number: run r, sequence s (s < 10^7 per run). */
 const order = (r: number, s: number) => r * 10_000_000 + s

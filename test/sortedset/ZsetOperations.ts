@@ -200,7 +200,7 @@ export const runEngine = async (engines: Record<SetName, SortedSet>, view: Store
 }
 
 /** The entity message of an operation: its tag and payload (the request's fields). */
-export const entityMessage = (operation: Operation): { readonly tag: string; readonly payload: Record<string, unknown> } => {
+const entityMessage = (operation: Operation): { readonly tag: string; readonly payload: Record<string, unknown> } => {
   switch (operation.op) {
     case "add":
       return { tag: "Add", payload: { members: operation.members, ...operation.flags } }
