@@ -10,7 +10,7 @@
  * this traffic: only coordination.
  */
 import { NodeSocket, NodeSocketServer } from "@effect/platform-node-shared"
-import { Cause, Effect, Exit, Fiber, Layer, Queue, Schema, type Scope, Semaphore, Stream } from "effect"
+import { Cause, type Context, Effect, Exit, Fiber, Layer, Queue, Schema, type Scope, Semaphore, Stream } from "effect"
 import { Rpc, RpcClient, RpcGroup, RpcSerialization, RpcServer } from "effect/rpc"
 import * as Entity from "../actors/Entity.js"
 import * as EntityError from "../actors/EntityError.js"
@@ -113,13 +113,26 @@ const deliverHandler = Effect.map(EntityRuntime, (runtime) =>
   }))
 
 /**
+ * `effect/rpc` acknowledges every streamed chunk by default: the server writes a batch's next
+ * outcomes only after the client's `Ack` for the previous ones, a round trip per chunk that
+ * turns one slow entity into a stall for the rest of its batch and doubles the frames written.
+ * A batch's outcomes are already bounded (one per message, `transportBatchMax` at most), so both
+ * ends of this transport turn acknowledgements off — they must agree, and both are ours.
+ */
+const withoutAcks = <Id, Shape extends { readonly supportsAck: boolean }, E, R>(
+  tag: Context.Key<Id, Shape>,
+  layer: Layer.Layer<Id, E, R>
+): Layer.Layer<Id, E, R> =>
+  Layer.effect(tag, Effect.map(Effect.service(tag), (protocol): Shape => ({ ...protocol, supportsAck: false }))).pipe(Layer.provide(layer))
+
+/**
  * Serves the transport on `host:port` for the scope, delivering to this process's runtime; the
  * socket server stays in the context so its bound port (port 0 picks one) can be advertised.
  */
 export const layerServer = (options: { readonly host: string; readonly port: number }) =>
-  RpcServer.layer(TransportRpcs).pipe(
+  RpcServer.layer(TransportRpcs, { disableTracing: true }).pipe(
     Layer.provide(TransportRpcs.toLayer(deliverHandler)),
-    Layer.provide(RpcServer.layerProtocolSocketServer),
+    Layer.provide(withoutAcks(RpcServer.Protocol, RpcServer.layerProtocolSocketServer)),
     Layer.provide(RpcSerialization.layerNdjson),
     // Nagle's algorithm would hold each small frame of streamed outcomes until the previous one
     // is acknowledged (milliseconds per ask on loopback); frames are already batched here.
@@ -152,12 +165,15 @@ export const connect = (
     // The protocol lives as long as the peer's scope (providing it to `make` alone would close the
     // socket as soon as the client was made).
     const protocol = yield* Layer.build(
-      RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
-        Layer.provide(NodeSocket.layerNet({ host: address.host, port: address.port, noDelay: true })),
-        Layer.provide(RpcSerialization.layerNdjson)
+      withoutAcks(
+        RpcClient.Protocol,
+        RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
+          Layer.provide(NodeSocket.layerNet({ host: address.host, port: address.port, noDelay: true })),
+          Layer.provide(RpcSerialization.layerNdjson)
+        )
       )
     )
-    const client = yield* RpcClient.make(TransportRpcs).pipe(Effect.provideContext(protocol), Effect.orDie)
+    const client = yield* RpcClient.make(TransportRpcs, { disableTracing: true }).pipe(Effect.provideContext(protocol), Effect.orDie)
     const queue = yield* Queue.bounded<Pending>(limits.queueMax)
     const inFlight = yield* Semaphore.make(BATCHES_IN_FLIGHT)
     const settle = (batch: ReadonlyArray<Pending>, done: Array<boolean>, exit: Exit.Exit<unknown, unknown>) =>
