@@ -21,6 +21,7 @@ import { InvalidArgument } from "../../persistence/StoreError.js"
 import type { Rpc } from "effect/rpc"
 import * as Feed from "../feed/Feed.js"
 import * as Archive from "../node/Archive.js"
+import { Search } from "../search/Search.js"
 import type { DurableUnavailable } from "./DurableError.js"
 import * as DurableMetrics from "./DurableMetrics.js"
 import * as Bull from "./internal/bullConnection.js"
@@ -327,6 +328,26 @@ export const feedRetention = <A, I>(type: Feed.FeedType<A, I>, schedule: Schedul
  */
 export const feedCompaction = <A, I>(type: Feed.FeedType<A, I>, schedule: Schedule, options: BroadcastOptions = {}): Task<Messenger | KeyValueStore> =>
   everyFeed(type, "Compact", `compaction.${type.type}`, `merges the small records of the feeds of ${type.type}`, schedule, options)
+
+/**
+ * Index merges for the search index `index`: each partition merges the neighbouring postings
+ * chunks that document removals left under half full, in bounded atomic steps (at most
+ * `stepsMax` per partition per run, default 1,000; the next run resumes where this one stopped).
+ * Query results are unchanged; a term then costs fewer chunk reads. A partition with nothing
+ * thinned out answers at once and writes nothing. The run's result is the chunks merged away.
+ */
+export const searchMerge = (index: string, schedule: Schedule, options: { readonly stepsMax?: number | undefined } = {}): Task<Search> => ({
+  id: `merge.${index}`,
+  schedule,
+  description: `merges the postings chunks of index ${index} thinned out by removals`,
+  run: () =>
+    Effect.gen(function*() {
+      const search = yield* Search
+      const opened = yield* search.open(index)
+      const report = yield* opened.merge({ stepsMax: options.stepsMax })
+      return report.merged
+    })
+})
 
 /**
  * A periodic dump of the store to `directory` (`shardfeed-<time>.gz`), keeping the newest `keep`

@@ -68,7 +68,8 @@ export const make: Effect.Effect<SearchShape, never, Messenger> = Effect.gen(fun
       stats: () => ask(new Messages.GetStats()),
       prepare: (plan) => ask(new Messages.PrepareQuery({ plan })),
       execute: (query, window) => ask(new Messages.ExecuteQuery({ query, window })),
-      listTerms: (after, limit) => Effect.map(ask<typeof Messages.ListTermsReply.Type>(new Messages.ListTerms({ after, limit })), (reply) => reply.terms)
+      listTerms: (after, limit) => Effect.map(ask<typeof Messages.ListTermsReply.Type>(new Messages.ListTerms({ after, limit })), (reply) => reply.terms),
+      mergeChunks: () => ask(new Messages.MergeChunks())
     }
   }
 

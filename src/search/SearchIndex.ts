@@ -21,6 +21,7 @@ import type {
   Document,
   IdentifiedDocument,
   IndexOutcome,
+  MergeOutcome,
   PartitionStats,
   QueryPlan,
   QueryStatistics,
@@ -44,6 +45,17 @@ export interface PartitionClient<E = never> {
   readonly prepare: (plan: QueryPlan) => Effect.Effect<QueryStatistics, InvalidQuery | SchemaMismatch | ReadError | E>
   readonly execute: (query: ResolvedQuery, window: number) => Effect.Effect<SearchResult, InvalidQuery | ReadError | E>
   readonly listTerms: (after: TermKey | null, limit: number) => Effect.Effect<ReadonlyArray<TermKey>, InvalidQuery | ReadError | E>
+  readonly mergeChunks: () => Effect.Effect<MergeOutcome, SchemaMismatch | ReadError | WriteError | E>
+}
+
+/** What one `merge` of an index did. */
+export interface MergeReport {
+  /** Sealed postings chunks that went away, over all partitions. */
+  readonly merged: number
+  /** Merge steps run (atomic write sets), over all partitions. */
+  readonly steps: number
+  /** Partitions that still had thinned terms when `stepsMax` ran out. */
+  readonly unfinished: number
 }
 
 /** The size of an index: documents, and distinct (field, term) pairs over all partitions. */
@@ -71,6 +83,12 @@ export interface SearchIndex<E = never> {
   readonly search: (request: SearchRequest) => Effect.Effect<SearchResult, InvalidQuery | SchemaMismatch | ReadError | E>
   /** Documents and distinct terms (a k-way merge of the partitions' dictionaries: it reads them all). */
   readonly stats: () => Effect.Effect<IndexStats, InvalidQuery | SchemaMismatch | ReadError | E>
+  /**
+   * Merges the postings chunks removals thinned out, partition by partition, in bounded steps
+   * (at most `stepsMax` per partition, default 1,000; the next call resumes where it stopped).
+   * The scheduled maintenance task `Maintenance.searchMerge` runs it.
+   */
+  readonly merge: (options?: { readonly stepsMax?: number | undefined }) => Effect.Effect<MergeReport, SchemaMismatch | ReadError | WriteError | E>
 }
 
 /** The partition of a document id among `partitions`: FNV-1a 32 of its UTF-8 bytes, mod P. */
@@ -84,7 +102,8 @@ export const localClient = (engine: SearchPartition.SearchPartition, view: Store
   stats: () => engine.stats(view),
   prepare: (queryPlan) => engine.prepare(view, queryPlan),
   execute: (query, window) => engine.execute(view, query, window),
-  listTerms: (after, limit) => engine.listTerms(view, after, limit)
+  listTerms: (after, limit) => engine.listTerms(view, after, limit),
+  mergeChunks: () => engine.mergeChunks(view)
 })
 
 /** Terms read per partition per round when counting distinct terms. */
@@ -194,6 +213,25 @@ export const make = <E = never>(schema: IndexSchema, clients: ReadonlyArray<Part
         const stats = yield* Effect.forEach(clients, (client) => client.stats(), { concurrency: "unbounded" })
         const terms = yield* countDistinctTerms(schema, clients)
         return { docs: stats.reduce((sum, partition) => sum + partition.docs, 0), terms }
+      }),
+    merge: (options) =>
+      Effect.gen(function*() {
+        const stepsMax = options?.stepsMax ?? 1_000
+        let merged = 0
+        let steps = 0
+        let unfinished = 0
+        for (const client of clients) {
+          let more = true
+          // Bounded: at most `stepsMax` steps per partition.
+          for (let step = 0; more && step < stepsMax; step++) {
+            const outcome = yield* client.mergeChunks()
+            merged += outcome.merged
+            more = outcome.more
+            steps++
+          }
+          if (more) unfinished++
+        }
+        return { merged, steps, unfinished }
       })
   })
 }

@@ -261,8 +261,17 @@ export class ListTerms extends Schema.TaggedClass<ListTerms>()("ListTerms", {
 /** The reply to `ListTerms`. */
 export const ListTermsReply = Schema.Struct({ terms: Schema.Array(TermKey) })
 
+/**
+ * One bounded step of merging the sealed postings chunks that removals thinned out (see
+ * `SearchPartition.mergeChunks`); `more` says another step has work.
+ */
+export class MergeChunks extends Schema.TaggedClass<MergeChunks>()("MergeChunks", {}) {}
+/** The reply to `MergeChunks`. */
+export const MergeChunksReply = Schema.Struct({ merged: Schema.Number, more: Schema.Boolean })
+export type MergeOutcome = typeof MergeChunksReply.Type
+
 /** Any partition request. */
-export const PartitionRequest = Schema.Union([IndexDocuments, RemoveDocument, GetDocument, GetStats, PrepareQuery, ExecuteQuery, ListTerms])
+export const PartitionRequest = Schema.Union([IndexDocuments, RemoveDocument, GetDocument, GetStats, PrepareQuery, ExecuteQuery, ListTerms, MergeChunks])
 export type PartitionRequest = typeof PartitionRequest.Type
 
 /** Every error a partition operation may fail with. */

@@ -36,7 +36,7 @@ import { execute } from "./internal/evaluate.js"
 import * as Layout from "./internal/layout.js"
 import { LruCache } from "./internal/lruCache.js"
 import { prepare } from "./internal/statistics.js"
-import { addDocs, type EngineContext, readMeta, removeById } from "./internal/write.js"
+import { addDocs, type EngineContext, mergeChunks, type MergeOutcome, readMeta, removeById } from "./internal/write.js"
 
 /** A bounded cache of postings pages and positions, shareable by the partitions of a process. */
 export interface SearchCache {
@@ -80,6 +80,7 @@ export type PartitionReply =
   | QueryStatistics
   | SearchResult
   | { readonly terms: ReadonlyArray<TermKey> }
+  | MergeOutcome
 
 /** The engine of one partition. */
 export interface SearchPartition {
@@ -103,6 +104,12 @@ export interface SearchPartition {
   readonly execute: (view: StoreView, query: ResolvedQuery, window: number) => Effect.Effect<SearchResult, InvalidQuery | ReadError>
   /** Up to `limit` dictionary keys after `after`, in key order. */
   readonly listTerms: (view: StoreView, after: TermKey | null, limit: number) => Effect.Effect<ReadonlyArray<TermKey>, InvalidQuery | ReadError>
+  /**
+   * One bounded step of maintenance: merges neighbouring sealed postings chunks that removals
+   * left under half full, so terms cost fewer chunk reads; query results are unchanged. Repeat
+   * while `more`. A partition with nothing thinned answers at once and writes nothing.
+   */
+  readonly mergeChunks: (view: StoreView) => Effect.Effect<MergeOutcome, SchemaMismatch | ReadError | WriteError>
   /** Serves any partition request (what a Search entity does with its messages). */
   readonly handle: (view: StoreView, request: PartitionRequest) => Effect.Effect<PartitionReply, PartitionError>
 }
@@ -194,6 +201,7 @@ export const make = (schema: IndexSchema, options: SearchPartitionOptions = {}):
         ? execute(schema, sourceOf(view), query, window)
         : Effect.fail(new InvalidQuery({ field: "window", message: `must be an integer from 1 to ${schema.limits.resultWindowMax}` })),
     listTerms,
+    mergeChunks: (view) => mergeChunks(context, view),
     handle: (view, request) => {
       switch (request._tag) {
         case "IndexDocuments":
@@ -210,6 +218,8 @@ export const make = (schema: IndexSchema, options: SearchPartitionOptions = {}):
           return engine.execute(view, request.query, request.window)
         case "ListTerms":
           return Effect.map(listTerms(view, request.after, request.limit), (terms) => ({ terms }))
+        case "MergeChunks":
+          return engine.mergeChunks(view)
       }
     }
   }

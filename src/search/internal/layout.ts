@@ -16,6 +16,8 @@
  *   <base>/postings   field byte + term + 0x00 + first doc number (8 bytes BE) → sealed chunk
  *   <base>/positions  same key → the positions of that chunk's postings
  *   <base>/numeric    field byte + block number (8 bytes BE) → 128 slots of (present, float64)
+ *   <base>/thin       field byte + term → empty, or the doc number (8 bytes BE) to resume from:
+ *                     terms with a sealed chunk thinned out by removals, for `mergeChunks`
  *
  * Doc numbers are internal, start at 1 and are never reused, so postings are sorted by them and
  * delta-encoded. A term's postings are its sealed chunks in key order, then its tail. A chunk
@@ -36,6 +38,7 @@ export interface Namespaces {
   readonly postings: string
   readonly positions: string
   readonly numeric: string
+  readonly thin: string
 }
 
 /** The namespaces under `base`. */
@@ -47,7 +50,8 @@ export const namespaces = (base: string): Namespaces => ({
   lexicon: `${base}/lexicon`,
   postings: `${base}/postings`,
   positions: `${base}/positions`,
-  numeric: `${base}/numeric`
+  numeric: `${base}/numeric`,
+  thin: `${base}/thin`
 })
 
 /** The key of the meta record. */

@@ -16,11 +16,20 @@ import type { ReadError, WriteError } from "../../../persistence/StoreError.js"
 import type { StoreView } from "../../../persistence/StoreView.js"
 import type { IndexSchema } from "../IndexSchema.js"
 import { SchemaMismatch } from "../SearchError.js"
-import { ByteWriter, concat, latin1, utf8 } from "./codec.js"
+import { ByteWriter, concat, fromUtf8, latin1, prefixSuccessor, utf8 } from "./codec.js"
 import type { AnalyzedDocument, DocumentTerm } from "./documents.js"
 import { readMany, Writes } from "./io.js"
 import * as Layout from "./layout.js"
-import { CHUNK_POSITIONS_BYTES_MAX, CHUNK_POSTINGS_MAX, chunkRecord, readHeader, withoutDocs } from "./postings.js"
+import {
+  CHUNK_POSITIONS_BYTES_MAX,
+  CHUNK_POSTINGS_MAX,
+  ChunkBuilder,
+  chunkRecord,
+  decodeChunk,
+  decodePositions,
+  readHeader,
+  withoutDocs
+} from "./postings.js"
 
 /** What the engine works with. */
 export interface EngineContext {
@@ -36,6 +45,8 @@ export const newStamp = (): number => randomBytes(6).readUIntBE(0, 6)
 
 const META_KEY = utf8(Layout.META_KEY)
 const EMPTY = new Uint8Array(0)
+/** A sealed chunk left with fewer postings than this by removals marks its term for merging. */
+export const THIN_POSTINGS = CHUNK_POSTINGS_MAX / 2
 
 /** Reads the partition's state, checking that it was written under the same definition. */
 export const readMeta = (context: EngineContext, view: StoreView): Effect.Effect<Layout.Meta, ReadError | SchemaMismatch> =>
@@ -192,6 +203,8 @@ const removePostings = (operation: Operation, removals: Removals): Effect.Effect
       }
       operation.writes.put(namespaces.postings, keys[j]!, builder.chunk())
       if (state.text) operation.writes.put(namespaces.positions, keys[j]!, builder.positionsRecord()!)
+      // A chunk left under half full is worth merging with its neighbours (`mergeChunks`).
+      if (builder.count < THIN_POSTINGS) operation.writes.put(namespaces.thin, state.key, EMPTY)
     })
     for (const [id, chunks] of removals) {
       const state = operation.terms.get(id)!
@@ -423,4 +436,175 @@ export const removeById = (
     operation.writes.delete(context.namespaces.docs, idKey)
     yield* commit(operation)
     return true
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Merging thinned chunks
+
+/** Bounds of one `mergeChunks` step (one atomic write set). */
+export interface MergeBudget {
+  /** Sealed chunks read, at most (default 1,024). */
+  readonly chunksMax?: number | undefined
+  /** Postings moved to another chunk (each rewrites its document's forward record), at most (default 4,096). */
+  readonly movedMax?: number | undefined
+}
+
+/** What one `mergeChunks` step did. */
+export interface MergeOutcome {
+  /** Sealed chunks that went away, merged into their neighbours. */
+  readonly merged: number
+  /** Thinned terms remain: call again. */
+  readonly more: boolean
+}
+
+/** Chunks read per store scan while merging. */
+const MERGE_PAGE = 64
+
+/** A sealed chunk as read for merging. */
+interface SealedChunk {
+  readonly key: Uint8Array
+  readonly first: number
+  readonly bytes: Uint8Array
+  readonly count: number
+  readonly positions: Uint8Array | undefined
+}
+
+/**
+ * Merges runs of neighbouring sealed chunks of one term that fit in one chunk together, in this
+ * page; records each moved posting's new chunk in `moves` (doc → term key → chunk). Answers
+ * the chunks that went away and the postings moved.
+ */
+const mergePage = (
+  operation: Operation,
+  state: TermState,
+  page: ReadonlyArray<SealedChunk>,
+  moves: Map<number, Map<string, number>>
+): { readonly merged: number; readonly moved: number } => {
+  const { namespaces } = operation.context
+  const termKey = latin1(state.key)
+  let merged = 0
+  let moved = 0
+  const close = (group: ReadonlyArray<SealedChunk>) => {
+    if (group.length < 2) return
+    const target = group[0]!
+    const builder = new ChunkBuilder(target.first, state.text)
+    for (const chunk of group) {
+      const postings = decodeChunk(chunk.first, chunk.bytes)
+      const positions = state.text ? decodePositions(chunk.positions ?? EMPTY, postings.tfs) : undefined
+      for (let i = 0; i < postings.docs.length; i++) {
+        const doc = postings.docs[i]!
+        builder.add(doc, postings.tfs[i]!, postings.lengths[i]!, positions?.values.subarray(positions.offsets[i]!, positions.offsets[i + 1]!))
+        if (chunk === target) continue
+        let terms = moves.get(doc)
+        if (terms === undefined) moves.set(doc, (terms = new Map()))
+        terms.set(termKey, target.first)
+        moved++
+      }
+      if (chunk === target) continue
+      operation.writes.delete(namespaces.postings, chunk.key)
+      if (state.text) operation.writes.delete(namespaces.positions, chunk.key)
+    }
+    operation.writes.put(namespaces.postings, target.key, builder.chunk())
+    if (state.text) operation.writes.put(namespaces.positions, target.key, builder.positionsRecord()!)
+    state.chunks -= group.length - 1
+    state.changed = true
+    merged += group.length - 1
+  }
+  // Greedy, in doc order: a run grows while its postings and positions still fit in one chunk.
+  let group: Array<SealedChunk> = []
+  let count = 0
+  let positionBytes = 0
+  for (const chunk of page) {
+    const bytes = chunk.positions?.length ?? 0
+    if (group.length > 0 && (count + chunk.count > CHUNK_POSTINGS_MAX || positionBytes + bytes > CHUNK_POSITIONS_BYTES_MAX)) {
+      close(group)
+      group = []
+      count = 0
+      positionBytes = 0
+    }
+    group.push(chunk)
+    count += chunk.count
+    positionBytes += bytes
+  }
+  close(group)
+  return { merged, moved }
+}
+
+/** Rewrites the forward records of moved postings to name their new chunks. */
+const rewriteForwards = (operation: Operation, moves: Map<number, Map<string, number>>): Effect.Effect<void, ReadError> => {
+  const { namespaces } = operation.context
+  const docs = [...moves.keys()]
+  const keys = docs.map(Layout.numberKey)
+  return Effect.map(readMany(operation.view, namespaces.forward, keys), (stored) => {
+    docs.forEach((doc, i) => {
+      if (stored[i] === undefined) throw new Error(`search index: missing forward record of doc ${doc}`)
+      const forward = Layout.decodeForward(doc, stored[i]!)
+      const changed = moves.get(doc)!
+      operation.writes.put(namespaces.forward, keys[i]!, Layout.encodeForward(doc, forward, forward.terms.length, (write) => {
+        for (const [key, chunk] of forward.terms) write(key, changed.get(latin1(key)) ?? chunk)
+      }))
+    })
+  })
+}
+
+/**
+ * One bounded step of merging: for the terms marked thin by removals, in key order, merges runs
+ * of neighbouring sealed chunks that fit in one chunk together, and points the moved postings'
+ * forward records at their new chunks. Results of every query are unchanged; a term read by
+ * queries costs fewer chunks. A term not finished within the budget keeps its mark with the doc
+ * number to resume from. Writes nothing when no term is marked.
+ */
+export const mergeChunks = (
+  context: EngineContext,
+  view: StoreView,
+  budget: MergeBudget = {}
+): Effect.Effect<MergeOutcome, ReadError | WriteError | SchemaMismatch> =>
+  Effect.gen(function*() {
+    const { namespaces } = context
+    const chunksMax = budget.chunksMax ?? 1_024
+    const movedMax = budget.movedMax ?? 4_096
+    // One term per chunk of budget at most: every term costs at least one scan.
+    const termsMax = Math.max(1, Math.min(chunksMax, 1_000))
+    const marked = yield* view.scan(namespaces.thin, { limit: termsMax })
+    if (marked.length === 0) return { merged: 0, more: false }
+    const operation = yield* begin(context, view)
+    const moves = new Map<number, Map<string, number>>()
+    let read = 0
+    let moved = 0
+    let merged = 0
+    let finished = 0
+    // Bounded: each round reads at least one chunk page or finishes a term, within the budget.
+    for (const { key, value } of marked) {
+      if (read >= chunksMax || moved >= movedMax) break
+      const id = fromUtf8(key)
+      yield* loadTerms(operation, [id])
+      const state = operation.terms.get(id)!
+      const prefix = Layout.chunkPrefix(id)
+      let from = value.length === 8 ? Layout.decodeNumber(value) : 0
+      let done = !state.existed
+      while (!done && read < chunksMax && moved < movedMax) {
+        const limit = Math.min(MERGE_PAGE, chunksMax - read)
+        const entries = yield* view.scan(namespaces.postings, { gte: Layout.chunkKey(id, from), lt: prefixSuccessor(prefix)!, limit })
+        read += entries.length
+        const positions = state.text ? yield* readMany(view, namespaces.positions, entries.map((entry) => entry.key)) : []
+        const page = entries.map((entry, i): SealedChunk => {
+          const first = Layout.chunkKeyFirst(entry.key)
+          return { key: entry.key, first, bytes: entry.value, count: readHeader(first, entry.value).count, positions: positions[i] }
+        })
+        const step = mergePage(operation, state, page, moves)
+        merged += step.merged
+        moved += step.moved
+        if (entries.length < limit) done = true
+        else from = page[page.length - 1]!.first + 1
+      }
+      if (done) {
+        operation.writes.delete(namespaces.thin, key)
+        finished++
+      } else {
+        operation.writes.put(namespaces.thin, key, Layout.numberKey(from))
+      }
+    }
+    yield* rewriteForwards(operation, moves)
+    yield* commit(operation)
+    return { merged, more: finished < marked.length || marked.length === termsMax }
   })
