@@ -8,7 +8,8 @@
  * (`Feed.define("match-events", { entry: MatchEvent })`; a union schema gives polymorphic feeds);
  * `Feed.Json` is the built-in type for any JSON value, the one the HTTP API serves.
  */
-import { Effect, Schema } from "effect"
+import { Effect, Exit, Schema } from "effect"
+import * as Coalescer from "../../actors/Coalescer.js"
 import type { Behavior, EntityType } from "../../actors/Entity.js"
 import * as Entity from "../../actors/Entity.js"
 import * as EntityClient from "../../actors/EntityClient.js"
@@ -21,7 +22,6 @@ import { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import { InvalidArgument, type ReadError } from "../../persistence/StoreError.js"
 import { behavior, type FeedLimits, type Retention } from "./FeedEntity.js"
 import * as FeedMessages from "./FeedMessages.js"
-import { AppendQueue } from "./internal/appendQueue.js"
 import * as Head from "./internal/head.js"
 
 /** A feed type: its name, entry schema, messages and behaviour. */
@@ -128,30 +128,54 @@ export interface FeedClient<A, I> {
 
 const nonceWire = (nonce: number | string | bigint | undefined) => (typeof nonce === "bigint" ? nonce.toString() : nonce)
 
-/** One appender per messenger and feed type, so every client of a process coalesces with the others. */
-const appendQueues = new WeakMap<MessengerShape, Map<string, AppendQueue>>()
+type AppendResults = ReadonlyArray<FeedMessages.AppendResult>
 
-const appendQueueFor = (messenger: MessengerShape, type: string, timeoutMillis: number): AppendQueue => {
-  let byType = appendQueues.get(messenger)
-  if (byType === undefined) appendQueues.set(messenger, (byType = new Map()))
-  let queue = byType.get(type)
-  if (queue === undefined) byType.set(type, (queue = new AppendQueue(messenger, type, timeoutMillis)))
-  return queue
+/** One item as it goes to the entity. */
+interface WireItem {
+  readonly value: unknown
+  readonly nonce?: number | string | undefined
+  readonly timestamp?: number | undefined
 }
+
+/** Items in one coalesced append message at most (a single call of more still goes alone). */
+const COALESCED_ITEMS_MAX = 10_000
+/** Appends that may wait behind the one in flight to one feed. */
+export const APPENDS_WAITING_MAX = 4_096
+
+/**
+ * The appender of a feed type over a messenger, shared by every client of the process: appends
+ * alone are `Append`, appends made while one is in flight go together as `AppendBatches`, each
+ * call still its own atomic append with its own outcome (`actors/Coalescer.ts`).
+ */
+const appenderFor = (messenger: MessengerShape, type: string, timeoutMillis: number) =>
+  Coalescer.sharedFor<ReadonlyArray<WireItem>, AppendResults>(messenger, type, () => ({
+    type,
+    single: (items) => ({ tag: "Append", payload: { items } }),
+    singleReply: (value) => (value as { readonly results: AppendResults }).results,
+    batch: (calls) => ({ tag: "AppendBatches", payload: { calls: calls.map((items) => ({ items })) } }),
+    batchOutcomes: (value) =>
+      (value as { readonly outcomes: ReadonlyArray<{ readonly ok: true; readonly results: AppendResults } | { readonly ok: false; readonly error: unknown }> })
+        .outcomes.map((outcome) => (outcome.ok ? Exit.succeed(outcome.results) : Exit.fail(outcome.error))),
+    callsMax: FeedMessages.APPEND_CALLS_MAX,
+    waitingMax: APPENDS_WAITING_MAX,
+    timeoutMillis,
+    weight: (items) => items.length,
+    weightMax: COALESCED_ITEMS_MAX
+  }))
 
 /**
  * A client for the feeds of `type`. Appends to one feed made while another is in flight (from any
  * client of this process) are sent together when it is answered, each keeping its own outcome:
- * see `internal/appendQueue.ts`.
+ * see `appenderFor`.
  */
 export const client = <A, I>(type: FeedType<A, I>): Effect.Effect<FeedClient<A, I>, never, Messenger> =>
   Effect.gen(function*() {
     const entities = yield* EntityClient.make(type.entity)
-    const appender = appendQueueFor(yield* Messenger, type.type, (yield* RuntimeConfig).askTimeoutMillis)
+    const appender = appenderFor(yield* Messenger, type.type, (yield* RuntimeConfig).askTimeoutMillis)
     const ask = entities.ask as unknown as (id: string, tag: string, payload?: unknown) => Effect.Effect<any, any>
     return {
       append: (feed, items) =>
-        appender.append(feed, items.map((item) => ({ value: item.value, nonce: nonceWire(item.nonce), timestamp: item.timestamp }))) as Effect.Effect<
+        appender.ask(feed, items.map((item) => ({ value: item.value, nonce: nonceWire(item.nonce), timestamp: item.timestamp }))) as Effect.Effect<
           ReadonlyArray<FeedMessages.AppendResult>,
           any
         >,
