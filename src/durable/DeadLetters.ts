@@ -125,9 +125,10 @@ export const layer = (options: DeadLetterOptions): Layer.Layer<DeadLetters, Dura
   Layer.effect(
     DeadLetters,
     Effect.gen(function*() {
-      const config = yield* DurableConfig.validate({ ...options.config, consume: false })
+      const validated = yield* DurableConfig.validate({ ...options.config, consume: false })
       const parsed = Bull.parseUrl(options.url)
       if (parsed instanceof InvalidArgument) return yield* Effect.fail(parsed)
+      const config = { ...validated, prefix: Bull.slotPrefix(parsed, validated.prefix) }
       const queue = yield* Effect.acquireRelease(
         Effect.tryPromise({ try: () => DurableQueue.openWithin(config, options, parsed), catch: unavailable("connect") }),
         (opened) => Effect.promise(() => opened.close().catch(() => undefined))

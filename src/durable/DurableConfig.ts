@@ -8,6 +8,7 @@
  */
 import { Effect } from "effect"
 import { InvalidArgument } from "../../persistence/StoreError.js"
+import * as Bull from "./internal/bullConnection.js"
 
 /** The settings of durable messages. */
 export interface DurableConfig {
@@ -75,9 +76,8 @@ export const defaults: DurableConfig = {
   consume: true
 }
 
-/** Queue names and prefixes: no `:` (BullMQ's separator), no braces unless a whole hash tag. */
+/** Queue names: no `:` (BullMQ's separator), no braces. */
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/
-const PREFIX = /^(\{[A-Za-z0-9_.-]{1,64}\}|[A-Za-z0-9_.-]{1,64})$/
 
 const integer = (config: DurableConfig, field: keyof DurableConfig, min: number, max: number) => {
   const value = config[field]
@@ -90,7 +90,7 @@ const integer = (config: DurableConfig, field: keyof DurableConfig, min: number,
 export const validate = (partial: Partial<DurableConfig> = {}): Effect.Effect<DurableConfig, InvalidArgument> => {
   const config: DurableConfig = { ...defaults, ...partial }
   if (!NAME.test(config.queueName)) return Effect.fail(new InvalidArgument({ field: "queueName", message: `must match ${NAME}` }))
-  if (!PREFIX.test(config.prefix)) return Effect.fail(new InvalidArgument({ field: "prefix", message: `must match ${PREFIX}` }))
+  if (!Bull.PREFIX.test(config.prefix)) return Effect.fail(new InvalidArgument({ field: "prefix", message: `must match ${Bull.PREFIX}` }))
   const bad = integer(config, "concurrency", 1, 10_000) ??
     integer(config, "attemptsMax", 1, 1_000) ??
     integer(config, "backoffBaseMillis", 1, 86_400_000) ??

@@ -132,9 +132,10 @@ const unavailable = (operation: string) => (cause: unknown) => Bull.translate(op
 /** Builds the service for the scope: opens the queue and, unless `consume` is off, consumes it. */
 export const make = (options: DurableOptions): Effect.Effect<DurableMessagesShape, DurableUnavailable | InvalidArgument, Messenger | Scope.Scope> =>
   Effect.gen(function*() {
-    const config = yield* DurableConfig.validate(options.config)
+    const validated = yield* DurableConfig.validate(options.config)
     const parsed = Bull.parseUrl(options.url)
     if (parsed instanceof InvalidArgument) return yield* Effect.fail(parsed)
+    const config = { ...validated, prefix: Bull.slotPrefix(parsed, validated.prefix) }
     const messenger = yield* Messenger
     const runtime = yield* Effect.serviceOption(EntityRuntime)
     const context = yield* Effect.context<never>()

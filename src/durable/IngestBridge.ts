@@ -74,7 +74,6 @@ export class IngestBridge extends Context.Service<IngestBridge, IngestBridgeShap
 const TIMESTAMP_MAX = 8.64e15
 const NONCE_TEXT = /^(0|[1-9][0-9]{0,38})$/
 const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,128}$/
-const PREFIX = /^(\{[A-Za-z0-9_.-]{1,64}\}|[A-Za-z0-9_.-]{1,64})$/
 /** Errors of an append that a later attempt may not get. */
 const PASSING = new Set(["MailboxFull", "Overloaded", "ShardNotOwned", "EntityUnavailable", "AskTimeout", "StoreUnavailable", "StoreClosed", "Fenced"])
 const ITEM_FIELD = /^items\[(\d+)\]/
@@ -88,7 +87,7 @@ const bounded = (field: string, value: number | undefined, fallback: number, min
 export const settings = (options: IngestOptions): Ingest.IngestSettings | InvalidArgument => {
   if (!QUEUE_NAME.test(options.queue)) return new InvalidArgument({ field: "queue", message: `must match ${QUEUE_NAME}` })
   const prefix = options.prefix ?? "bull"
-  if (!PREFIX.test(prefix)) return new InvalidArgument({ field: "prefix", message: `must match ${PREFIX}` })
+  if (!Bull.PREFIX.test(prefix)) return new InvalidArgument({ field: "prefix", message: `must match ${Bull.PREFIX}` })
   const keyspace = IngestParser.from(options.keyspace, "keyspace")
   const feed = IngestParser.from(options.feed, "feed")
   const nonce = IngestParser.from(options.nonce ?? IngestParser.None, "nonce")
@@ -169,6 +168,8 @@ export const make = <A, I>(type: Feed.FeedType<A, I>, options: IngestOptions): E
     if (valid instanceof InvalidArgument) return yield* Effect.fail(valid)
     const parsed = Bull.parseUrl(options.url)
     if (parsed instanceof InvalidArgument) return yield* Effect.fail(parsed)
+    const untagged = Bull.checkSlotPrefix(parsed, valid.prefix, "prefix")
+    if (untagged !== undefined) return yield* Effect.fail(untagged)
     const feeds = yield* Feed.client(type)
     const recorder = new DurableMetrics.Recorder(yield* Effect.context<never>())
     const queue = valid.queue

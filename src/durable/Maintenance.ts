@@ -92,7 +92,6 @@ export class Maintenance extends Context.Service<Maintenance, MaintenanceShape>(
 
 const TASK_ID = /^[A-Za-z0-9_.-]{1,100}$/
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/
-const PREFIX = /^(\{[A-Za-z0-9_.-]{1,64}\}|[A-Za-z0-9_.-]{1,64})$/
 /** Finished maintenance jobs kept for inspection, each kind. */
 const JOBS_KEPT = 1_000
 const ERROR_TEXT_MAX = 1_000
@@ -113,7 +112,7 @@ const check = (options: MaintenanceOptions<ReadonlyArray<Task<any>>>): InvalidAr
     }
   }
   if (options.queueName !== undefined && !NAME.test(options.queueName)) return new InvalidArgument({ field: "queueName", message: `must match ${NAME}` })
-  if (options.prefix !== undefined && !PREFIX.test(options.prefix)) return new InvalidArgument({ field: "prefix", message: `must match ${PREFIX}` })
+  if (options.prefix !== undefined && !Bull.PREFIX.test(options.prefix)) return new InvalidArgument({ field: "prefix", message: `must match ${Bull.PREFIX}` })
   const positive = (field: string, value: number | undefined, max: number) =>
     value === undefined || (Number.isInteger(value) && value >= 1 && value <= max) ? undefined : new InvalidArgument({ field, message: `must be an integer from 1 to ${max}` })
   return positive("concurrency", options.concurrency, 100) ??
@@ -141,7 +140,7 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
     const parsed = Bull.parseUrl(options.url)
     if (parsed instanceof InvalidArgument) return yield* Effect.fail(parsed)
     const queueName = options.queueName ?? "shardfeed-maintenance"
-    const prefix = options.prefix ?? "shardfeed"
+    const prefix = Bull.slotPrefix(parsed, options.prefix ?? "shardfeed")
     const runTimeoutMillis = options.runTimeoutMillis ?? 600_000
     const context = yield* Effect.context<R>()
     const recorder = new DurableMetrics.Recorder(context as Context.Context<never>)
@@ -154,15 +153,16 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
     const queue = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
-          const opened = new Queue(queueName, { connection: Bull.producerOptions(parsed, options), prefix })
+          const { connection, release } = Bull.connect(parsed, options, "producer")
+          const opened = new Queue(queueName, { connection, prefix })
           opened.on("error", () => undefined)
-          await opened.waitUntilReady()
-          return opened
+          await opened.waitUntilReady().catch((error) => opened.close().finally(release).then(() => Promise.reject(error)))
+          return { opened, release }
         },
         catch: unavailable("connect")
       }),
-      (opened) => Effect.promise(() => opened.close().catch(() => undefined))
-    )
+      ({ opened, release }) => Effect.promise(() => opened.close().catch(() => undefined).finally(release))
+    ).pipe(Effect.map(({ opened }) => opened))
 
     // Register each schedule, unless it is registered already with the same timing: every worker
     // starts this layer, and re-registering an unchanged schedule would only move its next job.
@@ -212,8 +212,9 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
     yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
+          const { connection, release } = Bull.connect(parsed, options, "consumer")
           const worker = new Worker(queueName, run, {
-            connection: Bull.consumerOptions(parsed, options),
+            connection,
             prefix,
             concurrency: options.concurrency ?? 2,
             lockDuration: options.lockDurationMillis ?? 60_000,
@@ -226,12 +227,12 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
             autorun: true
           })
           worker.on("error", (error) => Effect.runFork(Effect.logWarning(`maintenance: ${Bull.translate("maintenance", error).message}`)))
-          await worker.waitUntilReady()
-          return worker
+          await worker.waitUntilReady().catch((error) => worker.close().finally(release).then(() => Promise.reject(error)))
+          return { worker, release }
         },
         catch: unavailable("start maintenance")
       }),
-      (worker) => Effect.promise(() => worker.close().catch(() => undefined))
+      ({ worker, release }) => Effect.promise(() => worker.close().catch(() => undefined).finally(release))
     )
 
     const status = Effect.tryPromise({

@@ -170,7 +170,7 @@ export interface WorkerNodeOptions extends Worker.WorkerOptions {
   readonly port: number
   readonly token?: string | undefined
   readonly bodyLimitBytes?: number | undefined
-  /** Seconds between record compactions of the API's feeds (default 600; 0: none); not on a Redis Cluster. */
+  /** Seconds between record compactions of the API's feeds (default 600; 0: none). */
   readonly compactEverySeconds?: number | undefined
 }
 
@@ -189,13 +189,12 @@ export const workerLayer = (options: Worker.WorkerOptions) => {
 /**
  * Joins a cluster as a worker and serves the HTTP API for the scope (any worker routes any
  * request). Durable work runs on the coordination Redis, in BullMQ queues of the cluster's own
- * prefix, every worker consuming them; BullMQ on a Redis Cluster is not supported yet, so a
- * worker of a Redis Cluster serves without it.
+ * prefix (hash-tagged on a Redis Cluster: `{shardfeed.<cluster>}`), every worker consuming them.
  */
 export const serveWorker = (options: WorkerNodeOptions): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
   Effect.flatMap(validate({ ...options, data: "" }), () => {
     const services = workerLayer(options)
-    if (options.redisUrl.includes(",") || options.clientOnly === true) return serveWith(services, routes, options)
+    if (options.clientOnly === true) return serveWith(services, routes, options)
     const cluster = options.sharding?.clusterName ?? "default"
     return serveWith(withDurable(services, options.redisUrl, `shardfeed.${cluster}`, options.compactEverySeconds), durableRoutes, options)
   })

@@ -1,13 +1,17 @@
 /**
- * How durable work reaches Redis through BullMQ: connection options built from a Redis URL with
- * every critical ioredis option set explicitly, the one place where BullMQ and ioredis errors are
+ * How durable work reaches Redis through BullMQ: connections built from a Redis URL with every
+ * critical ioredis option set explicitly, the one place where BullMQ and ioredis errors are
  * translated into `DurableUnavailable`, and the registration of this module's Lua scripts on
- * BullMQ's own client (so no second connection and no direct ioredis import are needed).
+ * BullMQ's own client (so no second connection is needed).
  *
- * BullMQ creates its ioredis clients from the plain options given here. Redis Cluster URLs are
- * refused for now: BullMQ needs a cluster *instance* and a hash-tagged prefix there.
+ * On a standalone Redis, BullMQ creates its ioredis clients from the plain options given here
+ * and closes them. On a Redis Cluster (a comma-separated list of node URLs, as everywhere in
+ * shardfeed) BullMQ needs a cluster *instance*, which it shares and never closes: `connect`
+ * makes one per component and answers how to release it after the component closed. Every key
+ * of a queue must then hash to one slot, so the key prefix carries a hash tag (`slotPrefix`).
  */
 import type { ConnectionOptions, RedisClient } from "bullmq"
+import { Cluster } from "ioredis"
 import { describeError, type ParsedNode, parseNode, redactUrl } from "../../../persistence/RedisConnection.js"
 import { InvalidArgument } from "../../../persistence/StoreError.js"
 import { DurableUnavailable } from "../DurableError.js"
@@ -15,7 +19,7 @@ import { type Command, commands } from "./durableScripts.js"
 
 /** How to reach Redis. */
 export interface BullConnectionOptions {
-  /** `redis://[user:password@]host:port[/db]` or `rediss://...` (TLS). */
+  /** `redis://[user:password@]host:port[/db]` or `rediss://...` (TLS); several, comma-separated, for a Redis Cluster. */
   readonly url: string
   /** Most time to connect, in milliseconds (default 2,000). */
   readonly connectTimeoutMillis?: number | undefined
@@ -23,66 +27,138 @@ export interface BullConnectionOptions {
   readonly commandTimeoutMillis?: number | undefined
 }
 
-/** The parts of a Redis URL. */
-export type ParsedUrl = ParsedNode
+/** A parsed Redis URL: one node, or the seed nodes of a Redis Cluster. */
+export interface ParsedUrl {
+  readonly nodes: ReadonlyArray<ParsedNode>
+  readonly cluster: boolean
+}
 
-/** Parses a standalone Redis URL, or names what is wrong with it (without its password). */
+/** Parses a Redis URL (a comma-separated list is a Redis Cluster), or names what is wrong with it (without its password). */
 export const parseUrl = (url: string): ParsedUrl | InvalidArgument => {
-  if (url.includes(",")) {
-    return new InvalidArgument({ field: "redis", message: "Redis Cluster URLs are not supported by durable work yet: give one standalone redis:// URL" })
-  }
   try {
-    return parseNode(url)
+    const nodes = url.split(",").filter((part) => part.trim().length > 0).map(parseNode)
+    if (nodes.length === 0) return new InvalidArgument({ field: "redis", message: "no Redis URL given" })
+    if (nodes.length > 1 && nodes.some((node) => node.db !== 0)) {
+      return new InvalidArgument({ field: "redis", message: `${redactUrl(url)}: a Redis Cluster has only database 0` })
+    }
+    return { nodes, cluster: nodes.length > 1 }
   } catch (error) {
     return new InvalidArgument({ field: "redis", message: `${redactUrl(url)}: ${describeError(error)}` })
   }
 }
 
-const base = (parsed: ParsedUrl, options: BullConnectionOptions) => ({
-  host: parsed.host,
-  port: parsed.port,
-  db: parsed.db,
-  ...(parsed.username === undefined ? {} : { username: parsed.username }),
-  ...(parsed.password === undefined ? {} : { password: parsed.password }),
-  ...(parsed.tls ? { tls: {} } : {}),
+/** Where the parsed URL points, for messages (no password). */
+export const describeTarget = (parsed: ParsedUrl): string =>
+  parsed.nodes.map((node) => `${node.host}:${node.port}`).join(",")
+
+/** Queue names and prefixes: no `:` (BullMQ's separator), no braces unless a whole hash tag. */
+export const PREFIX = /^(\{[A-Za-z0-9_.-]{1,64}\}|[A-Za-z0-9_.-]{1,64})$/
+
+const HASH_TAG = /\{[^}]+\}/
+
+/**
+ * The key prefix to give BullMQ and this module's keys: on a Redis Cluster every key of a queue
+ * must hash to one slot (BullMQ's scripts and ours touch several), so a prefix without a hash tag
+ * is wrapped in one (`shardfeed` → `{shardfeed}`); elsewhere it is used as given.
+ */
+export const slotPrefix = (parsed: ParsedUrl, prefix: string): string =>
+  parsed.cluster && !HASH_TAG.test(prefix) ? `{${prefix}}` : prefix
+
+/** Refuses a prefix without a hash tag on a Redis Cluster (for queues other systems produce to, whose prefix is theirs). */
+export const checkSlotPrefix = (parsed: ParsedUrl, prefix: string, field: string): InvalidArgument | undefined =>
+  parsed.cluster && !HASH_TAG.test(prefix)
+    ? new InvalidArgument({ field, message: `on a Redis Cluster BullMQ needs a prefix with a hash tag, such as {${prefix}}: its producers must use it too` })
+    : undefined
+
+const auth = (node: ParsedNode) => ({
+  ...(node.username === undefined ? {} : { username: node.username }),
+  ...(node.password === undefined ? {} : { password: node.password }),
+  ...(node.tls ? { tls: {} } : {})
+})
+
+const base = (node: ParsedNode, options: BullConnectionOptions) => ({
+  host: node.host,
+  port: node.port,
+  db: node.db,
+  ...auth(node),
   connectTimeout: options.connectTimeoutMillis ?? 2_000,
   // Reconnect forever with a capped backoff, so work resumes as soon as Redis returns.
   retryStrategy: (times: number) => Math.min(50 * times, 1_000)
 })
 
-/**
- * Options of producer connections (`Queue`): a send fails fast with `DurableUnavailable` while
- * Redis is away instead of queueing in memory without bound, and each command times out.
- */
-export const producerOptions = (parsed: ParsedUrl, options: BullConnectionOptions): ConnectionOptions => ({
-  ...base(parsed, options),
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 1,
-  commandTimeout: options.commandTimeoutMillis ?? 5_000
-})
+/** What a kind of connection needs on top of the base options. */
+const KINDS = {
+  /**
+   * Producer connections (`Queue`): a send fails fast with `DurableUnavailable` while Redis is
+   * away instead of queueing in memory without bound, and each command times out.
+   */
+  producer: (options: BullConnectionOptions) => ({
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.commandTimeoutMillis ?? 5_000
+  }),
+  /**
+   * Consumer connections (`Worker`): BullMQ requires `maxRetriesPerRequest: null` for its
+   * blocking connection, and commands wait through a reconnection rather than fail, so a Redis
+   * restart pauses work instead of failing messages. No command timeout: the blocking connection
+   * waits for jobs for up to `drainDelay` seconds by design.
+   */
+  consumer: () => ({
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null
+  }),
+  /**
+   * Consumer connections that also pipeline automatically: commands issued in one turn of the
+   * event loop go out in one socket write, in issue order. It pays off for a consumer that sends
+   * many commands at once (the ingest bridge's fetch stream and completion bursts); ioredis
+   * builds a pipeline object per turn, which costs more than it saves for one that sends a
+   * command or two per turn.
+   */
+  pipelinedConsumer: () => ({
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    enableAutoPipelining: true
+  })
+} as const
+
+/** A kind of connection: see `KINDS`. */
+export type Kind = keyof typeof KINDS
+
+/** A connection for one BullMQ component, and how to release it once the component closed. */
+export interface Connection {
+  readonly connection: ConnectionOptions
+  readonly release: () => Promise<void>
+}
+
+const nothing = () => Promise.resolve()
 
 /**
- * Options of consumer connections (`Worker`): BullMQ requires `maxRetriesPerRequest: null` for
- * its blocking connection, and commands wait through a reconnection rather than fail, so a
- * Redis restart pauses work instead of failing messages. No command timeout: the blocking
- * connection waits for jobs for up to `drainDelay` seconds by design.
+ * A connection of `kind` for one BullMQ `Queue` or `Worker`. On a standalone Redis these are
+ * options, and BullMQ owns (and closes) its clients. On a Redis Cluster this is a cluster
+ * client of its own, which BullMQ shares (its blocking connection is a duplicate it owns), so
+ * `release` disconnects it after the component closed. All a queue's keys share one slot
+ * (`slotPrefix`), so its commands go to one node, in order.
  */
-export const consumerOptions = (parsed: ParsedUrl, options: BullConnectionOptions): ConnectionOptions => ({
-  ...base(parsed, options),
-  enableOfflineQueue: true,
-  maxRetriesPerRequest: null
-})
-
-/**
- * Consumer options that also pipeline automatically: commands issued in one turn of the event loop
- * go out in one socket write, in issue order. It pays off for a consumer that sends many commands
- * at once (the ingest bridge's fetch stream and completion bursts); ioredis builds a pipeline
- * object per turn, which costs more than it saves for one that sends a command or two per turn.
- */
-export const pipelinedConsumerOptions = (parsed: ParsedUrl, options: BullConnectionOptions): ConnectionOptions => ({
-  ...consumerOptions(parsed, options),
-  enableAutoPipelining: true
-})
+export const connect = (parsed: ParsedUrl, options: BullConnectionOptions, kind: Kind): Connection => {
+  const extra = KINDS[kind](options)
+  const first = parsed.nodes[0]!
+  if (!parsed.cluster) return { connection: { ...base(first, options), ...extra }, release: nothing }
+  const { host: _host, port: _port, db: _db, ...redisOptions } = base(first, options)
+  const cluster = new Cluster(parsed.nodes.map((node) => ({ host: node.host, port: node.port })), {
+    scaleReads: "master",
+    maxRedirections: 16,
+    enableOfflineQueue: extra.enableOfflineQueue,
+    enableAutoPipelining: "enableAutoPipelining" in extra,
+    clusterRetryStrategy: (times: number) => Math.min(100 * times, 1_000),
+    redisOptions: { ...redisOptions, ...extra }
+  })
+  // Errors surface through the commands that fail.
+  cluster.on("error", () => undefined)
+  return {
+    connection: cluster as unknown as ConnectionOptions,
+    release: () => Promise.resolve(cluster.disconnect())
+  }
+}
 
 /** Translates a BullMQ or ioredis failure: the one place this module reads driver errors. */
 export const translate = (operation: string, cause: unknown): DurableUnavailable =>

@@ -83,8 +83,9 @@ const sleep = (millis: number) => new Promise<void>((resolve) => setTimeout(reso
 /** Starts consuming; `close` lets the messages being handled finish (or park) and stops. */
 export const start = async (durable: DurableQueue, hooks: ConsumerHooks): Promise<Consumer> => {
   const config: DurableConfig = durable.config
+  const { connection, release } = Bull.connect(durable.parsed, durable.connection, "consumer")
   const worker = new Worker<MessageData, string>(config.queueName, null, {
-    connection: Bull.consumerOptions(durable.parsed, durable.connection),
+    connection,
     prefix: config.prefix,
     autorun: false,
     concurrency: config.concurrency,
@@ -354,7 +355,7 @@ export const start = async (durable: DurableQueue, hooks: ConsumerHooks): Promis
       clearInterval(lockTimer)
       // Forced: nothing of ours is active any more, and a graceful close would wait out the
       // blocking fetch (up to `drainDelay`).
-      await worker.close(true)
+      await worker.close(true).finally(release)
       await pumping
     }
   }

@@ -106,8 +106,9 @@ const parseRecord = (text: string): DeadLetterRecord => JSON.parse(text) as Dead
 export const open = async (config: DurableConfig, connection: Bull.BullConnectionOptions, parsed: Bull.ParsedUrl): Promise<DurableQueue> => {
   const keys = DurableKeys.make(config.prefix, config.queueName)
   const options = jobOptions(config)
+  const { connection: producer, release } = Bull.connect(parsed, connection, "producer")
   const queue = new Queue<MessageData, unknown, string>(config.queueName, {
-    connection: Bull.producerOptions(parsed, connection),
+    connection: producer,
     prefix: config.prefix,
     defaultJobOptions: options,
     streams: { events: { maxLen: EVENTS_KEPT } }
@@ -217,7 +218,7 @@ export const open = async (config: DurableConfig, connection: Bull.BullConnectio
         return false
       }
     },
-    close: () => queue.close()
+    close: () => queue.close().finally(release)
   }
 }
 
@@ -230,7 +231,7 @@ export const openWithin = async (config: DurableConfig, options: Bull.BullConnec
     return await Promise.race([
       opening,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis at ${parsed.host}:${parsed.port} did not answer within ${limit} ms`)), limit)
+        timer = setTimeout(() => reject(new Error(`Redis at ${Bull.describeTarget(parsed)} did not answer within ${limit} ms`)), limit)
       })
     ])
   } catch (error) {

@@ -140,8 +140,9 @@ export const start = async (
   settings: IngestSettings,
   hooks: IngestHooks
 ): Promise<IngestConsumer> => {
+  const { connection: consumer, release } = Bull.connect(parsed, connection, "pipelinedConsumer")
   const worker = new Worker(settings.queue, null, {
-    connection: Bull.pipelinedConsumerOptions(parsed, connection),
+    connection: consumer,
     prefix: settings.prefix,
     autorun: false,
     lockDuration: settings.lockDurationMillis,
@@ -491,7 +492,7 @@ export const start = async (
       closing = true
       await running
       await lease.release().catch(() => undefined)
-      await worker.close(true)
+      await worker.close(true).finally(release)
     }
   }
 }
