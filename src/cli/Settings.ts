@@ -86,10 +86,10 @@ export const sync = boolean("sync", "fsync every commit: survive a machine crash
 /** `--redis`, required (worker, ingest, dead letters). */
 export const redis = requiredString("redis", "Redis URL: redis://[user:password@]host:port, rediss:// for TLS; its password is never printed")
 
-/** Seconds between record compactions of the API's feeds where durable work runs. */
+/** Seconds between record compactions of the API's feeds (and merges of its indexes) where durable work runs. */
 export const compactEvery = integer(
   "compact-every",
-  "with durable work (Redis): seconds between record compactions of the API's feeds, once per period across processes; 0 for none",
+  "with durable work (Redis): seconds between record compactions of the API's feeds and merges of its search indexes, once per period across processes; 0 for none",
   600
 )
 

@@ -22,6 +22,7 @@ import type { Rpc } from "effect/rpc"
 import * as Feed from "../feed/Feed.js"
 import * as Archive from "../node/Archive.js"
 import { Search } from "../search/Search.js"
+import * as SearchEntity from "../search/SearchEntity.js"
 import type { DurableUnavailable } from "./DurableError.js"
 import * as DurableMetrics from "./DurableMetrics.js"
 import * as Bull from "./internal/bullConnection.js"
@@ -341,12 +342,46 @@ export const searchMerge = (index: string, schedule: Schedule, options: { readon
   id: `merge.${index}`,
   schedule,
   description: `merges the postings chunks of index ${index} thinned out by removals`,
+  run: () => mergeIndex(index, options.stepsMax)
+})
+
+const mergeIndex = (index: string, stepsMax: number | undefined) =>
+  Effect.gen(function*() {
+    const search = yield* Search
+    const opened = yield* search.open(index)
+    const report = yield* opened.merge({ stepsMax })
+    return report.merged
+  })
+
+/**
+ * Index merges for every search index in the store (what `serve --redis` and workers run for
+ * the API's indexes): `searchMerge` for each, in name order, at most `indexesPerRunMax` per run
+ * (default 1,000, listed from the start each run). An index dropped meanwhile is skipped.
+ */
+export const searchMergeAll = (
+  schedule: Schedule,
+  options: { readonly stepsMax?: number | undefined; readonly indexesPerRunMax?: number | undefined } = {}
+): Task<Search | KeyValueStore> => ({
+  id: "merge.search",
+  schedule,
+  description: "merges the postings chunks of every search index thinned out by removals",
   run: () =>
     Effect.gen(function*() {
-      const search = yield* Search
-      const opened = yield* search.open(index)
-      const report = yield* opened.merge({ stepsMax: options.stepsMax })
-      return report.merged
+      const max = options.indexesPerRunMax ?? 1_000
+      let cursor: string | undefined
+      let merged = 0
+      let indexes = 0
+      // Bounded by `max` indexes; a larger listing is resumed by the next run from its start.
+      while (indexes < max) {
+        const page = yield* SearchEntity.listIndexes({ limit: Math.min(100, max - indexes), cursor })
+        for (const index of page.ids) {
+          merged += yield* mergeIndex(index, options.stepsMax).pipe(Effect.catchTag("IndexNotFound", () => Effect.succeed(0)))
+        }
+        indexes += page.ids.length
+        if (page.cursor === null || page.ids.length === 0) break
+        cursor = page.cursor
+      }
+      return merged
     })
 })
 

@@ -13,11 +13,10 @@ import * as Coalescer from "../../actors/Coalescer.js"
 import type { Behavior, EntityType } from "../../actors/Entity.js"
 import * as Entity from "../../actors/Entity.js"
 import * as EntityClient from "../../actors/EntityClient.js"
+import * as EntityListing from "../../actors/EntityListing.js"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { Messenger, type MessengerShape } from "../../actors/Messenger.js"
 import { RuntimeConfig } from "../../actors/RuntimeConfig.js"
-import { partitionOf } from "../../actors/ShardId.js"
-import { prefixSuccessor, toBytes } from "../../persistence/internal/bytes.js"
 import { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import { InvalidArgument, type ReadError } from "../../persistence/StoreError.js"
 import { behavior, type FeedLimits, type Retention } from "./FeedEntity.js"
@@ -188,51 +187,16 @@ export const client = <A, I>(type: FeedType<A, I>): Effect.Effect<FeedClient<A, 
     } satisfies FeedClient<A, I>
   }) as unknown as Effect.Effect<FeedClient<A, I>, never, Messenger>
 
-/** Options of `list`. */
-export interface ListOptions {
-  /** Only feeds whose name starts with this (a keyspace is `keyspace/`). */
-  readonly prefix?: string | undefined
-  /** 1 to 1,000 (default 100). */
-  readonly limit?: number | undefined
-  /** Resume after the last name of a previous page. */
-  readonly cursor?: string | undefined
-}
+/** Options of `list`: a name `prefix` (a keyspace is `keyspace/`), `limit` 1 to 1,000 (default 100), `cursor`. */
+export type ListOptions = EntityListing.ListOptions
 
 /**
  * Lists the feeds of a type in name order, across every shard, reading committed data. Each
  * shard is scanned for at most `limit` names below the current `limit`-th best, so memory stays
  * O(limit) however many feeds there are.
  */
-export const list = <A, I>(type: FeedType<A, I>, options: ListOptions = {}): Effect.Effect<{ readonly feeds: ReadonlyArray<string>; readonly cursor: string | null }, ReadError, KeyValueStore> =>
-  Effect.gen(function*() {
-    const limit = options.limit ?? 100
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) return yield* Effect.fail(new InvalidArgument({ field: "limit", message: "must be an integer from 1 to 1000" }))
-    let after: string | undefined
-    if (options.cursor !== undefined) {
-      after = Buffer.from(options.cursor, "base64url").toString("utf8")
-      if (after.length === 0 || Buffer.from(after).toString("base64url") !== options.cursor) {
-        return yield* Effect.fail(new InvalidArgument({ field: "cursor", message: "is not a listing cursor" }))
-      }
-    }
-    const store = yield* KeyValueStore
-    const { shardCount } = yield* RuntimeConfig
-    const namespace = `${type.type}.head`
-    const prefix = toBytes(options.prefix ?? "")
-    const end = prefixSuccessor(prefix)
-    let best: Array<string> = []
-    for (let shard = 0; shard < shardCount; shard++) {
-      const worst = best.length === limit ? best[best.length - 1] : undefined
-      const afterKey = after === undefined ? undefined : toBytes(`${after}\u0000`)
-      const lower = afterKey !== undefined && Buffer.compare(afterKey, prefix) >= 0 ? { gt: afterKey } : { gte: prefix }
-      const upper = worst !== undefined ? { lt: toBytes(`${worst}\u0000`) } : end === undefined ? {} : { lt: end }
-      const entries = yield* store.scan(partitionOf(shard), namespace, { ...lower, ...upper, limit })
-      const names = entries
-        .filter((entry) => Head.exists(Head.decode(entry.value)))
-        .map((entry) => Buffer.from(entry.key.subarray(0, entry.key.length - 1)).toString("utf8"))
-      if (names.length > 0) best = [...best, ...names].sort(compareUtf8).slice(0, limit)
-    }
-    const last = best[best.length - 1]
-    return { feeds: best, cursor: best.length === limit && last !== undefined ? Buffer.from(last).toString("base64url") : null }
-  })
-
-const compareUtf8 = (left: string, right: string) => Buffer.compare(Buffer.from(left), Buffer.from(right))
+export const list = <A, I>(
+  type: FeedType<A, I>,
+  options: ListOptions = {}
+): Effect.Effect<{ readonly feeds: ReadonlyArray<string>; readonly cursor: string | null }, ReadError | InvalidArgument, KeyValueStore> =>
+  Effect.map(EntityListing.list(type.type, "head", options, (value) => Head.exists(Head.decode(value))), (page) => ({ feeds: page.ids, cursor: page.cursor }))

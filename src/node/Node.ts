@@ -126,12 +126,14 @@ export const durableRoutes: ReadonlyArray<
 /**
  * Durable work over `services` (whose messenger delivers it), through the Redis at `url`, under
  * the BullMQ key prefix `prefix`: durable messages, and maintenance that compacts the records of
- * the API's feeds every `compactEverySeconds` (once per period however many processes run it).
+ * the API's feeds and merges the API's search indexes every `compactEverySeconds` (once per
+ * period however many processes run it).
  * The built-in maintenance has a queue of its own, whose schedules only this code sets: each
  * process registers its own period (the last one started wins) and 0 removes the schedule.
  */
 const withDurable = <E>(services: Layer.Layer<NodeServices, E>, url: string, prefix: string, compactEverySeconds = COMPACT_EVERY_DEFAULT) => {
-  const tasks = compactEverySeconds === 0 ? [] : [Maintenance.feedCompaction(Feed.Json, { everyMillis: compactEverySeconds * 1_000 })]
+  const every = { everyMillis: compactEverySeconds * 1_000 }
+  const tasks = compactEverySeconds === 0 ? [] : [Maintenance.feedCompaction(Feed.Json, every), Maintenance.searchMergeAll(every)]
   const maintenance = Maintenance.layer({ url, prefix, queueName: BUILT_IN_MAINTENANCE_QUEUE, tasks, prune: true })
   return Layer.mergeAll(DurableMessages.layer({ url, config: { prefix } satisfies Partial<DurableConfig.DurableConfig> }), maintenance).pipe(
     Layer.provideMerge(services)

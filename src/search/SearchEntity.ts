@@ -14,6 +14,7 @@
 import { Effect, Layer, Schema } from "effect"
 import { Rpc } from "effect/rpc"
 import * as Entity from "../../actors/Entity.js"
+import * as EntityListing from "../../actors/EntityListing.js"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { RuntimeConfig } from "../../actors/RuntimeConfig.js"
 import { shardOf } from "../../actors/ShardId.js"
@@ -124,6 +125,12 @@ export const catalogBehavior = Entity.direct(Catalog, {
     Describe: (_, context) => Effect.succeed(context.state)
   }
 })
+
+/**
+ * The indexes defined in the store, in name order: a page of at most `limit` (1 to 1,000,
+ * default 100) names after `cursor`, read from every shard's committed catalog records.
+ */
+export const listIndexes = (options: EntityListing.ListOptions = {}) => EntityListing.list(Catalog.type, DEFINITION, options)
 
 /** The cache every partition engine of this process shares (bounded: 32 MiB by default). */
 const sharedCache = SearchPartition.makeCache()

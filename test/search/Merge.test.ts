@@ -149,7 +149,7 @@ describe("merging thinned postings chunks", () => {
       expect(yield* scanAll(store, "search-0", namespaces.meta)).toEqual(records)
     }).pipe(Effect.provide(MemoryStore.layer)))
 
-  it("runs as the scheduled task over Search entities", async () => {
+  it("runs as the scheduled tasks over Search entities, for one index and for every index", async () => {
     const runtime = ManagedRuntime.make(
       Layer.mergeAll(SearchEntity.layer, SearchModule.layer).pipe(
         Layer.provideMerge(EntityRuntime.layerLocal),
@@ -161,28 +161,44 @@ describe("merging thinned postings chunks", () => {
     const rng = random(seedOf("merge-task"))
     const outcome = await runtime.runPromise(Effect.gen(function*() {
       const search = yield* SearchModule.Search
-      yield* search.define("articles", corpusSchema(2))
-      const index = yield* search.open("articles")
-      const corpus = randomCorpus(rng, 2_000)
-      yield* index.putMany([...corpus].map(([id, document]) => ({ id, document })))
-      const kept = new Map(corpus)
-      for (const id of corpus.keys()) {
-        if (rng.next() < 0.8) {
-          yield* index.remove(id)
-          kept.delete(id)
-        }
-      }
-      const expected = yield* index.search({ q: "the OR cat OR dog", limit: 1_000 })
+      /** Defines `name`, loads 2,000 documents and removes four in five; answers a query's result. */
+      const thinned = (name: string) =>
+        Effect.gen(function*() {
+          yield* search.define(name, corpusSchema(2))
+          const index = yield* search.open(name)
+          const corpus = randomCorpus(rng, 2_000)
+          yield* index.putMany([...corpus].map(([id, document]) => ({ id, document })))
+          for (const id of corpus.keys()) if (rng.next() < 0.8) yield* index.remove(id)
+          return { index, expected: yield* index.search({ q: "the OR cat OR dog", limit: 1_000 }) }
+        })
+      const articles = yield* thinned("articles")
       const task = Maintenance.searchMerge("articles", { everyMillis: 60_000 })
       const merged = yield* task.run({ task: task.id, scheduledAt: Date.now(), jobId: "test" })
       const again = yield* task.run({ task: task.id, scheduledAt: Date.now(), jobId: "test-2" })
-      const answered = yield* index.search({ q: "the OR cat OR dog", limit: 1_000 })
-      return { merged, again, expected, answered, kept: kept.size, docs: (yield* index.stats()).docs }
+      const notes = yield* thinned("notes")
+      yield* search.define("empty", corpusSchema(1))
+      const listed = yield* SearchEntity.listIndexes({ limit: 2 })
+      const rest = yield* SearchEntity.listIndexes({ limit: 2, cursor: listed.cursor! })
+      const all = Maintenance.searchMergeAll({ everyMillis: 60_000 })
+      const mergedAll = yield* all.run({ task: all.id, scheduledAt: Date.now(), jobId: "test-3" })
+      return {
+        merged,
+        again,
+        mergedAll,
+        listed: [...listed.ids, ...rest.ids],
+        restCursor: rest.cursor,
+        articles: { expected: articles.expected, answered: yield* articles.index.search({ q: "the OR cat OR dog", limit: 1_000 }) },
+        notes: { expected: notes.expected, answered: yield* notes.index.search({ q: "the OR cat OR dog", limit: 1_000 }) }
+      }
     }))
     await runtime.dispose()
     expect(outcome.merged).toBeGreaterThan(0)
     expect(outcome.again).toBe(0)
-    expect(outcome.answered).toEqual(outcome.expected)
-    expect(outcome.docs).toBe(outcome.kept)
+    expect(outcome.listed).toEqual(["articles", "empty", "notes"])
+    expect(outcome.restCursor).toBeNull()
+    // Only `notes` had anything left to merge.
+    expect(outcome.mergedAll).toBeGreaterThan(0)
+    expect(outcome.articles.answered).toEqual(outcome.articles.expected)
+    expect(outcome.notes.answered).toEqual(outcome.notes.expected)
   }, 120_000)
 })

@@ -224,14 +224,19 @@ describe("shardfeed CLI", () => {
         const appended = await call(durable.base, "POST", `/v1/feeds/${feed}/append`, { items: [{ value: i }] })
         assert.equal(appended.status, 200, appended.text)
       }
-      let compaction: { task: string; runs: { ok: number; error: number } } | undefined
-      for (let tries = 0; tries < 100 && (compaction?.runs.ok ?? 0) === 0; tries++) {
+      // And the API's search indexes are merged on the same period.
+      type Schedule = { task: string; runs: { ok: number; error: number } }
+      let compaction: Schedule | undefined
+      let merge: Schedule | undefined
+      for (let tries = 0; tries < 100 && ((compaction?.runs.ok ?? 0) === 0 || (merge?.runs.ok ?? 0) === 0); tries++) {
         const maintenance = await call(durable.base, "GET", "/v1/maintenance")
         assert.equal(maintenance.status, 200, maintenance.text)
-        compaction = maintenance.body.schedules.find((schedule: { task: string }) => schedule.task === "compaction.feed")
-        if ((compaction?.runs.ok ?? 0) === 0) await new Promise((resolve) => setTimeout(resolve, 100))
+        compaction = maintenance.body.schedules.find((schedule: Schedule) => schedule.task === "compaction.feed")
+        merge = maintenance.body.schedules.find((schedule: Schedule) => schedule.task === "merge.search")
+        if ((compaction?.runs.ok ?? 0) === 0 || (merge?.runs.ok ?? 0) === 0) await new Promise((resolve) => setTimeout(resolve, 100))
       }
       assert.ok(compaction !== undefined && compaction.runs.ok >= 1 && compaction.runs.error === 0, JSON.stringify(compaction))
+      assert.ok(merge !== undefined && merge.runs.ok >= 1 && merge.runs.error === 0, JSON.stringify(merge))
       const page = await call(durable.base, "GET", `/v1/feeds/${feed}/entries?limit=10`)
       assert.deepEqual(page.body.items.map((item: { value: unknown }) => item.value), ["hello", 2, 3, 4, 5, 6])
     } finally {
@@ -242,7 +247,7 @@ describe("shardfeed CLI", () => {
     const redisUrl = new URL(inject("redisUrl"))
     const schedules = new Queue("shardfeed-builtin-maintenance", { connection: { host: redisUrl.hostname, port: Number(redisUrl.port) }, prefix: "shardfeed" })
     try {
-      assert.deepEqual((await schedules.getJobSchedulers()).map((scheduler) => scheduler.key), ["compaction.feed"])
+      assert.deepEqual((await schedules.getJobSchedulers()).map((scheduler) => scheduler.key).sort(), ["compaction.feed", "merge.search"])
       const off = await serve(tempDir("cli-compact-off"), ["--shards", "16", "--redis", inject("redisUrl"), "--compact-every", "0"])
       try {
         assert.deepEqual((await schedules.getJobSchedulers()).map((scheduler) => scheduler.key), [])

@@ -12,7 +12,6 @@
  */
 import { Effect } from "effect"
 import type { ReadError } from "../../../persistence/StoreError.js"
-import type { StoreView } from "../../../persistence/StoreView.js"
 import type { IndexSchema } from "../IndexSchema.js"
 import { InvalidQuery } from "../SearchError.js"
 import type { RangeFilter, ResolvedNode, ResolvedQuery, SearchResult } from "../SearchMessages.js"

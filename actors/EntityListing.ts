@@ -1,0 +1,74 @@
+/**
+ * Listing the entities of a type from the store, across every shard, in id order: what
+ * `Feed.list` and the index listing of search maintenance need. A direct-style entity keeps its
+ * records in its own slice of its shard's partition (namespace `<type>.<namespace>`, keys
+ * `<id> 0x00 <key>`), so the entities that keep one record in a namespace of their own under the
+ * empty key (a feed's head, an index's definition) are listed by scanning that namespace in
+ * every shard. Reads committed data only.
+ */
+import { Effect } from "effect"
+import { prefixSuccessor, toBytes } from "../persistence/internal/bytes.js"
+import { KeyValueStore } from "../persistence/KeyValueStore.js"
+import { InvalidArgument, type ReadError } from "../persistence/StoreError.js"
+import { RuntimeConfig } from "./RuntimeConfig.js"
+import { partitionOf } from "./ShardId.js"
+
+/** Options of a listing. */
+export interface ListOptions {
+  /** Only ids that start with this. */
+  readonly prefix?: string | undefined
+  /** 1 to 1,000 (default 100). */
+  readonly limit?: number | undefined
+  /** Resume after the last id of a previous page (its `cursor`). */
+  readonly cursor?: string | undefined
+}
+
+/** A page of ids, and the cursor of the next one (null at the end). */
+export interface Page {
+  readonly ids: ReadonlyArray<string>
+  readonly cursor: string | null
+}
+
+const compareUtf8 = (left: string, right: string) => Buffer.compare(Buffer.from(left), Buffer.from(right))
+
+/**
+ * The ids of entities of `type` holding their one record of `namespace` (and, with
+ * `keep`, whose record passes it), in UTF-8 order. Each shard is scanned for at most `limit` ids
+ * below the current `limit`-th best, so memory stays O(limit) however many entities there are.
+ */
+export const list = (
+  type: string,
+  namespace: string,
+  options: ListOptions = {},
+  keep: (value: Uint8Array) => boolean = () => true
+): Effect.Effect<Page, ReadError | InvalidArgument, KeyValueStore> =>
+  Effect.gen(function*() {
+    const limit = options.limit ?? 100
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) return yield* Effect.fail(new InvalidArgument({ field: "limit", message: "must be an integer from 1 to 1000" }))
+    let after: string | undefined
+    if (options.cursor !== undefined) {
+      after = Buffer.from(options.cursor, "base64url").toString("utf8")
+      if (after.length === 0 || Buffer.from(after).toString("base64url") !== options.cursor) {
+        return yield* Effect.fail(new InvalidArgument({ field: "cursor", message: "is not a listing cursor" }))
+      }
+    }
+    const store = yield* KeyValueStore
+    const { shardCount } = yield* RuntimeConfig
+    const scoped = `${type}.${namespace}`
+    const prefix = toBytes(options.prefix ?? "")
+    const end = prefixSuccessor(prefix)
+    let best: Array<string> = []
+    for (let shard = 0; shard < shardCount; shard++) {
+      const worst = best.length === limit ? best[best.length - 1] : undefined
+      const afterKey = after === undefined ? undefined : toBytes(`${after}\u0000`)
+      const lower = afterKey !== undefined && Buffer.compare(afterKey, prefix) >= 0 ? { gt: afterKey } : { gte: prefix }
+      const upper = worst !== undefined ? { lt: toBytes(`${worst}\u0000`) } : end === undefined ? {} : { lt: end }
+      const entries = yield* store.scan(partitionOf(shard), scoped, { ...lower, ...upper, limit })
+      const ids = entries
+        .filter((entry) => keep(entry.value))
+        .map((entry) => Buffer.from(entry.key.subarray(0, entry.key.length - 1)).toString("utf8"))
+      if (ids.length > 0) best = [...best, ...ids].sort(compareUtf8).slice(0, limit)
+    }
+    const last = best[best.length - 1]
+    return { ids: best, cursor: best.length === limit && last !== undefined ? Buffer.from(last).toString("base64url") : null }
+  })
