@@ -58,16 +58,23 @@ export const list = (
     const prefix = toBytes(options.prefix ?? "")
     const end = prefixSuccessor(prefix)
     let best: Array<string> = []
+    const afterKey = after === undefined ? undefined : toBytes(`${after}\u0000`)
+    const start = afterKey !== undefined && Buffer.compare(afterKey, prefix) >= 0 ? { gt: afterKey } : { gte: prefix }
     for (let shard = 0; shard < shardCount; shard++) {
-      const worst = best.length === limit ? best[best.length - 1] : undefined
-      const afterKey = after === undefined ? undefined : toBytes(`${after}\u0000`)
-      const lower = afterKey !== undefined && Buffer.compare(afterKey, prefix) >= 0 ? { gt: afterKey } : { gte: prefix }
-      const upper = worst !== undefined ? { lt: toBytes(`${worst}\u0000`) } : end === undefined ? {} : { lt: end }
-      const entries = yield* store.scan(partitionOf(shard), scoped, { ...lower, ...upper, limit })
-      const ids = entries
-        .filter((entry) => keep(entry.value))
-        .map((entry) => Buffer.from(entry.key.subarray(0, entry.key.length - 1)).toString("utf8"))
-      if (ids.length > 0) best = [...best, ...ids].sort(compareUtf8).slice(0, limit)
+      let lower: { readonly gt: Uint8Array } | { readonly gte: Uint8Array } = start
+      // Bounded: each round moves past `limit` records of this shard, or ends its range. Records
+      // that `keep` refuses are passed over, so they can never hide the ones after them.
+      for (;;) {
+        const worst = best.length === limit ? best[best.length - 1] : undefined
+        const upper = worst !== undefined ? { lt: toBytes(`${worst}\u0000`) } : end === undefined ? {} : { lt: end }
+        const entries = yield* store.scan(partitionOf(shard), scoped, { ...lower, ...upper, limit })
+        const ids = entries
+          .filter((entry) => keep(entry.value))
+          .map((entry) => Buffer.from(entry.key.subarray(0, entry.key.length - 1)).toString("utf8"))
+        if (ids.length > 0) best = [...best, ...ids].sort(compareUtf8).slice(0, limit)
+        if (entries.length < limit || ids.length === entries.length) break
+        lower = { gt: entries[entries.length - 1]!.key }
+      }
     }
     const last = best[best.length - 1]
     return { ids: best, cursor: best.length === limit && last !== undefined ? Buffer.from(last).toString("base64url") : null }

@@ -373,4 +373,19 @@ describe("feeds", () => {
       assert.deepEqual(all.feeds, [...names].sort())
     }))
   })
+
+  it("lists the feeds after many deleted ones, however a shard's first records are deleted", async () => {
+    await run(node(), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Feed.Json)
+      const gone = Array.from({ length: 80 }, (_, i) => `a-${String(i).padStart(2, "0")}`)
+      const kept = Array.from({ length: 16 }, (_, i) => `b-${String(i).padStart(2, "0")}`)
+      yield* Effect.forEach([...gone, ...kept], (name) => feeds.append(name, [{ value: 1 }]), { concurrency: 10, discard: true })
+      yield* Effect.forEach(gone, (name) => feeds.delete(name), { concurrency: 10, discard: true })
+      const first = yield* Feed.list(Feed.Json, { limit: 5 })
+      assert.deepEqual(first.feeds, kept.slice(0, 5))
+      const rest = yield* Feed.list(Feed.Json, { limit: 20, cursor: first.cursor! })
+      assert.deepEqual(rest.feeds, kept.slice(5))
+      assert.equal(rest.cursor, null)
+    }))
+  })
 })
