@@ -1,7 +1,7 @@
 /**
  * Scheduled maintenance on BullMQ job schedulers: each task (feed retention trimming, feed record
- * compaction, periodic dumps, or any Effect of the application's) is a scheduler, which makes one job per period with an id of its own
- * (`repeat:<task>:<millis>`), so however many workers run this layer a period runs once (again only
+ * compaction, search index merges, periodic dumps, or any Effect of the application's) is a
+ * scheduler, which makes one job per period with an id of its own (`repeat:<task>:<millis>`), so however many workers run this layer a period runs once (again only
  * if the worker running it crashed mid-run). Runs are counted in metrics (`/metrics`, `/v1/stats`)
  * and `status` lists every schedule with its next run for the dashboard.
  *
@@ -157,7 +157,7 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
           const { connection, release } = Bull.connect(parsed, options, "producer")
           const opened = new Queue(queueName, { connection, prefix })
           opened.on("error", () => undefined)
-          await opened.waitUntilReady().catch((error) => opened.close().finally(release).then(() => Promise.reject(error)))
+          await Bull.orClose(opened.waitUntilReady(), opened, release)
           return { opened, release }
         },
         catch: unavailable("connect")
@@ -228,7 +228,7 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
             autorun: true
           })
           worker.on("error", (error) => Effect.runFork(Effect.logWarning(`maintenance: ${Bull.translate("maintenance", error).message}`)))
-          await worker.waitUntilReady().catch((error) => worker.close().finally(release).then(() => Promise.reject(error)))
+          await Bull.orClose(worker.waitUntilReady(), worker, release)
           return { worker, release }
         },
         catch: unavailable("start maintenance")
@@ -356,7 +356,9 @@ const mergeIndex = (index: string, stepsMax: number | undefined) =>
 /**
  * Index merges for every search index in the store (what `serve --redis` and workers run for
  * the API's indexes): `searchMerge` for each, in name order, at most `indexesPerRunMax` per run
- * (default 1,000, listed from the start each run). An index dropped meanwhile is skipped.
+ * (default 1,000, listed from the start each run). One index failing (its partition unreachable,
+ * say) does not stop the others; the run then fails naming the indexes that failed, so the
+ * failure shows in the run's outcome and metrics.
  */
 export const searchMergeAll = (
   schedule: Schedule,
@@ -371,16 +373,21 @@ export const searchMergeAll = (
       let cursor: string | undefined
       let merged = 0
       let indexes = 0
+      const failed: Array<string> = []
       // Bounded by `max` indexes; a larger listing is resumed by the next run from its start.
       while (indexes < max) {
         const page = yield* SearchEntity.listIndexes({ limit: Math.min(100, max - indexes), cursor })
         for (const index of page.ids) {
-          merged += yield* mergeIndex(index, options.stepsMax).pipe(Effect.catchTag("IndexNotFound", () => Effect.succeed(0)))
+          const exit = yield* Effect.exit(mergeIndex(index, options.stepsMax))
+          if (Exit.isSuccess(exit)) merged += exit.value
+          else if (failed.length < 10) failed.push(`${index}: ${describe(exit.cause).slice(0, 200)}`)
+          else failed.push(index)
         }
         indexes += page.ids.length
         if (page.cursor === null || page.ids.length === 0) break
         cursor = page.cursor
       }
+      if (failed.length > 0) return yield* Effect.fail(new Error(`merged ${merged} chunks; ${failed.length} of ${indexes} indexes failed: ${failed.slice(0, 10).join("; ")}`))
       return merged
     })
 })

@@ -20,6 +20,7 @@ import type {
   Document,
   IdentifiedDocument,
   IndexOutcome,
+  MergeOutcome,
   PartitionError,
   PartitionRequest,
   PartitionStats,
@@ -36,7 +37,7 @@ import { execute } from "./internal/evaluate.js"
 import * as Layout from "./internal/layout.js"
 import { LruCache } from "./internal/lruCache.js"
 import { prepare } from "./internal/statistics.js"
-import { addDocs, type EngineContext, mergeChunks, type MergeOutcome, readMeta, removeById } from "./internal/write.js"
+import { addDocs, type EngineContext, mergeChunks, readMeta, removeById } from "./internal/write.js"
 
 /** A bounded cache of postings pages and positions, shareable by the partitions of a process. */
 export interface SearchCache {

@@ -143,20 +143,41 @@ export const connect = (parsed: ParsedUrl, options: BullConnectionOptions, kind:
   const extra = KINDS[kind](options)
   const first = parsed.nodes[0]!
   if (!parsed.cluster) return { connection: { ...base(first, options), ...extra }, release: nothing }
-  const { host: _host, port: _port, db: _db, ...redisOptions } = base(first, options)
+  // The cluster client reconnects and queues by its own options (ioredis overrides the nodes'
+  // `retryStrategy` and offline queue), so those are set at its level only.
+  const { host: _host, port: _port, db: _db, retryStrategy: _retry, ...redisOptions } = base(first, options)
+  const { enableOfflineQueue: _offline, ...nodeExtra } = extra
   const cluster = new Cluster(parsed.nodes.map((node) => ({ host: node.host, port: node.port })), {
     scaleReads: "master",
     maxRedirections: 16,
     enableOfflineQueue: extra.enableOfflineQueue,
     enableAutoPipelining: "enableAutoPipelining" in extra,
     clusterRetryStrategy: (times: number) => Math.min(100 * times, 1_000),
-    redisOptions: { ...redisOptions, ...extra }
+    redisOptions: { ...redisOptions, ...nodeExtra }
   })
   // Errors surface through the commands that fail.
   cluster.on("error", () => undefined)
+  let released = false
   return {
     connection: cluster as unknown as ConnectionOptions,
-    release: () => Promise.resolve(cluster.disconnect())
+    release: () => {
+      if (!released) cluster.disconnect()
+      released = true
+      return Promise.resolve()
+    }
+  }
+}
+
+/**
+ * Awaits a step of opening a BullMQ component; if it fails, closes the component and releases
+ * its connection before rethrowing, so no connection outlives a failed start.
+ */
+export const orClose = async <A>(step: Promise<A>, component: { readonly close: () => Promise<void> }, release: () => Promise<void>): Promise<A> => {
+  try {
+    return await step
+  } catch (error) {
+    await component.close().catch(() => undefined).finally(release)
+    throw error
   }
 }
 

@@ -102,7 +102,7 @@ export const start = async (durable: DurableQueue, hooks: ConsumerHooks): Promis
     }
   })
   worker.on("error", (error) => hooks.log(`durable consumer: ${Bull.translate("consume", error).message}`))
-  await worker.waitUntilReady()
+  await Bull.orClose(worker.waitUntilReady(), worker, release)
   const token = worker.id
   const active = new Map<string, Job<MessageData>>()
   let closing = false
@@ -330,11 +330,10 @@ export const start = async (durable: DurableQueue, hooks: ConsumerHooks): Promis
       if (lost.length > 0) hooks.log(`lost the locks of ${lost.length} durable messages; another worker may take them over`)
     }
   }
+  await Bull.orClose(worker.startStalledCheckTimer(), worker, release)
   const lockTimer = setInterval(() => {
     extendLocks().catch((error: unknown) => hooks.log(`extending locks failed: ${Bull.translate("extend locks", error).message}`))
   }, Math.max(100, Math.floor(config.lockDurationMillis / 2)))
-
-  await worker.startStalledCheckTimer()
   const pumping = pump()
 
   return {

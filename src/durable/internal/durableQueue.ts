@@ -102,20 +102,28 @@ const dataOf = (message: Outgoing): MessageData =>
 
 const parseRecord = (text: string): DeadLetterRecord => JSON.parse(text) as DeadLetterRecord
 
-/** Opens the producer queue and defines the scripts; closes them with `close`. */
-export const open = async (config: DurableConfig, connection: Bull.BullConnectionOptions, parsed: Bull.ParsedUrl): Promise<DurableQueue> => {
+/**
+ * Opens the producer queue over `producer` and defines the scripts; `close` closes both. A
+ * failure closes the queue and releases the connection before it is thrown.
+ */
+const open = async (
+  config: DurableConfig,
+  connection: Bull.BullConnectionOptions,
+  parsed: Bull.ParsedUrl,
+  producer: Bull.Connection
+): Promise<DurableQueue> => {
   const keys = DurableKeys.make(config.prefix, config.queueName)
   const options = jobOptions(config)
-  const { connection: producer, release } = Bull.connect(parsed, connection, "producer")
+  const { release } = producer
   const queue = new Queue<MessageData, unknown, string>(config.queueName, {
-    connection: producer,
+    connection: producer.connection,
     prefix: config.prefix,
     defaultJobOptions: options,
     streams: { events: { maxLen: EVENTS_KEPT } }
   })
   // Errors surface through the calls that fail; without a listener BullMQ would print each one.
   queue.on("error", () => undefined)
-  const client = await queue.backend.client
+  const client = await Bull.orClose(queue.backend.client, queue, release)
   Bull.defineScripts(client)
   // A process tag makes job ids unique across processes without a round trip; the `-` keeps them
   // from looking like integers, which BullMQ refuses as custom ids.
@@ -226,7 +234,8 @@ export const open = async (config: DurableConfig, connection: Bull.BullConnectio
 export const openWithin = async (config: DurableConfig, options: Bull.BullConnectionOptions, parsed: Bull.ParsedUrl): Promise<DurableQueue> => {
   const limit = (options.connectTimeoutMillis ?? 2_000) * 5
   let timer: NodeJS.Timeout | undefined
-  const opening = open(config, options, parsed)
+  const producer = Bull.connect(parsed, options, "producer")
+  const opening = open(config, options, parsed, producer)
   try {
     return await Promise.race([
       opening,
@@ -235,7 +244,9 @@ export const openWithin = async (config: DurableConfig, options: Bull.BullConnec
       })
     ])
   } catch (error) {
-    // Close whatever opened late, so no connection outlives a failed start.
+    // No connection outlives a failed start: a cluster client that never connected is released
+    // now (an open waiting for it then fails), and whatever opened late is closed.
+    void producer.release()
     opening.then((opened) => opened.close(), () => undefined)
     throw error
   } finally {

@@ -156,8 +156,8 @@ export const start = async (
     removeOnFail: { count: settings.failedJobsKept }
   })
   worker.on("error", (error) => hooks.log(`ingest ${settings.queue}: ${Bull.translate("consume", error).message}`))
-  await worker.waitUntilReady()
-  const client = await worker.backend.client
+  await Bull.orClose(worker.waitUntilReady(), worker, release)
+  const client = await Bull.orClose(worker.backend.client, worker, release)
   Bull.defineScripts(client)
   const keys = DurableKeys.make(settings.prefix, settings.queue)
   const lease = Lease.make(client, keys.lease, settings.leaseMillis)

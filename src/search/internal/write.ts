@@ -1,8 +1,12 @@
 /**
- * The write path of one partition: add or replace a batch of documents, remove documents.
+ * The write path of one partition: add or replace a batch of documents, remove documents, merge
+ * thinned-out postings chunks.
  * An operation reads what it needs (meta, document and forward records, dictionary entries,
  * the sealed chunks it changes, numeric blocks) into operation-local state, changes that state,
  * and writes every record once at the end, in one ordered pass over the view.
+ *
+ * Merging (`mergeChunks`, maintenance) joins the neighbouring sealed chunks of terms that
+ * removals thinned out, and points the moved postings' forward records at their new chunk.
  *
  * Adding appends postings to each term's tail chunk, which lives inside the term's dictionary
  * entry: one write per distinct term of the batch however many documents share it, plus a
@@ -15,6 +19,7 @@ import { Effect } from "effect"
 import type { ReadError, WriteError } from "../../../persistence/StoreError.js"
 import type { StoreView } from "../../../persistence/StoreView.js"
 import type { IndexSchema } from "../IndexSchema.js"
+import type { MergeOutcome } from "../SearchMessages.js"
 import { SchemaMismatch } from "../SearchError.js"
 import { ByteWriter, concat, fromUtf8, latin1, prefixSuccessor, utf8 } from "./codec.js"
 import type { AnalyzedDocument, DocumentTerm } from "./documents.js"
@@ -445,16 +450,12 @@ export const removeById = (
 export interface MergeBudget {
   /** Sealed chunks read, at most (default 1,024). */
   readonly chunksMax?: number | undefined
-  /** Postings moved to another chunk (each rewrites its document's forward record), at most (default 4,096). */
+  /**
+   * Postings moved to another chunk (each rewrites its document's forward record): no page of
+   * chunks is begun past this many (default 4,096), so a step moves at most this plus one page's
+   * worth (64 chunks).
+   */
   readonly movedMax?: number | undefined
-}
-
-/** What one `mergeChunks` step did. */
-export interface MergeOutcome {
-  /** Sealed chunks that went away, merged into their neighbours. */
-  readonly merged: number
-  /** Thinned terms remain: call again. */
-  readonly more: boolean
 }
 
 /** Chunks read per store scan while merging. */
@@ -471,15 +472,19 @@ interface SealedChunk {
 
 /**
  * Merges runs of neighbouring sealed chunks of one term that fit in one chunk together, in this
- * page; records each moved posting's new chunk in `moves` (doc → term key → chunk). Answers
- * the chunks that went away and the postings moved.
+ * page; records each moved posting's new chunk in `moves` (doc → term key → chunk). When more
+ * chunks may follow (`last` false), the run still open at the page's end is left for the next
+ * page (which starts at `resume`), so runs are not cut at page boundaries; a run that fills the
+ * whole page is merged now. Answers the chunks that went away, the postings moved and where the
+ * next page starts.
  */
 const mergePage = (
   operation: Operation,
   state: TermState,
   page: ReadonlyArray<SealedChunk>,
+  last: boolean,
   moves: Map<number, Map<string, number>>
-): { readonly merged: number; readonly moved: number } => {
+): { readonly merged: number; readonly moved: number; readonly resume: number } => {
   const { namespaces } = operation.context
   const termKey = latin1(state.key)
   let merged = 0
@@ -526,8 +531,9 @@ const mergePage = (
     count += chunk.count
     positionBytes += bytes
   }
+  if (!last && group.length < page.length) return { merged, moved, resume: group[0]!.first }
   close(group)
-  return { merged, moved }
+  return { merged, moved, resume: page[page.length - 1]!.first + 1 }
 }
 
 /** Rewrites the forward records of moved postings to name their new chunks. */
@@ -591,11 +597,12 @@ export const mergeChunks = (
           const first = Layout.chunkKeyFirst(entry.key)
           return { key: entry.key, first, bytes: entry.value, count: readHeader(first, entry.value).count, positions: positions[i] }
         })
-        const step = mergePage(operation, state, page, moves)
+        done = entries.length < limit
+        if (page.length === 0) break
+        const step = mergePage(operation, state, page, done, moves)
         merged += step.merged
         moved += step.moved
-        if (entries.length < limit) done = true
-        else from = page[page.length - 1]!.first + 1
+        from = step.resume
       }
       if (done) {
         operation.writes.delete(namespaces.thin, key)
