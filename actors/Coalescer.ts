@@ -103,9 +103,7 @@ export class Coalescer<In, Out> {
     const { spec } = this
     let deadline = Number.POSITIVE_INFINITY
     for (const call of calls) deadline = Math.min(deadline, call.deadline)
-    if (calls.length === 1) {
-      const call = calls[0]!
-      const { tag, payload } = spec.single(call.input)
+    const deliver = ({ tag, payload }: Outgoing, settle: (exit: Exit.Exit<unknown, unknown>) => void) =>
       this.messenger.deliver({
         type: spec.type,
         id,
@@ -113,29 +111,23 @@ export class Coalescer<In, Out> {
         payload,
         deadline,
         reply: (exit) => {
-          call.resume(Exit.isSuccess(exit) ? Exit.succeed(spec.singleReply(exit.value)) : (exit as Exit.Exit<never, unknown>))
+          settle(exit)
           this.next(id)
         }
       })
-      return
+    if (calls.length === 1) {
+      const call = calls[0]!
+      return deliver(spec.single(call.input), (exit) =>
+        call.resume(Exit.isSuccess(exit) ? Exit.succeed(spec.singleReply(exit.value)) : (exit as Exit.Exit<never, unknown>)))
     }
-    const { tag, payload } = spec.batch(calls.map((call) => call.input))
-    this.messenger.deliver({
-      type: spec.type,
-      id,
-      tag,
-      payload,
-      deadline,
-      reply: (exit) => {
-        if (Exit.isSuccess(exit)) {
-          const outcomes = spec.batchOutcomes(exit.value)
-          calls.forEach((call, i) => {
-            call.resume(outcomes[i] ?? Exit.fail(new EntityUnavailable({ entity: `${spec.type}/${id}`, reason: "a coalesced call got no outcome" })))
-          })
-        } else {
-          for (const call of calls) call.resume(exit as Exit.Exit<never, unknown>)
-        }
-        this.next(id)
+    deliver(spec.batch(calls.map((call) => call.input)), (exit) => {
+      if (Exit.isSuccess(exit)) {
+        const outcomes = spec.batchOutcomes(exit.value)
+        calls.forEach((call, i) => {
+          call.resume(outcomes[i] ?? Exit.fail(new EntityUnavailable({ entity: `${spec.type}/${id}`, reason: "a coalesced call got no outcome" })))
+        })
+      } else {
+        for (const call of calls) call.resume(exit as Exit.Exit<never, unknown>)
       }
     })
   }

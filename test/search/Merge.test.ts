@@ -21,6 +21,7 @@ import * as Maintenance from "../../src/durable/Maintenance.js"
 import * as IndexSchema from "../../src/search/IndexSchema.js"
 import * as SearchModule from "../../src/search/Search.js"
 import * as SearchEntity from "../../src/search/SearchEntity.js"
+import type * as SearchIndex from "../../src/search/SearchIndex.js"
 import type { Document, SearchRequest } from "../../src/search/SearchMessages.js"
 import * as Layout from "../../src/search/internal/layout.js"
 import { readHeader } from "../../src/search/internal/postings.js"
@@ -28,8 +29,8 @@ import { CHUNK_POSTINGS_MAX } from "../../src/search/internal/postings.js"
 import { mergeChunks, THIN_POSTINGS } from "../../src/search/internal/write.js"
 import { itEffect } from "../support/itEffect.js"
 import { tempDir } from "../support/tempDir.js"
-import { corpusSchema, random, randomCorpus, randomDocument, reference, seedOf } from "./reference.js"
-import { expectSameAsReference, load, openIndex } from "./support.js"
+import { corpusSchema, random, randomCorpus, randomDocument, seedOf } from "./reference.js"
+import { compareAll as compareWith, load, openIndex } from "./support.js"
 
 const namespaces = Layout.namespaces("search")
 
@@ -61,18 +62,7 @@ const requests: ReadonlyArray<SearchRequest> = [
   { q: "the", filter: ["tags:news"], limit: 1_000 }
 ]
 
-const compareAll = (label: string, index: Effect.Success<ReturnType<typeof openIndex>>, corpus: ReadonlyMap<string, Document>) =>
-  Effect.gen(function*() {
-    const input = corpusSchema(1)
-    const ref = reference(input, corpus)
-    const answers = []
-    for (const request of requests) {
-      const result = yield* index.search(request)
-      expectSameAsReference(label, result, ref, input, request)
-      answers.push(result)
-    }
-    return answers
-  })
+const compareAll = (label: string, index: SearchIndex.SearchIndex, corpus: ReadonlyMap<string, Document>) => compareWith(label, index, corpus, requests)
 
 describe("merging thinned postings chunks", () => {
   it("changes no answer, really merges, and keeps later writes right", async () => {

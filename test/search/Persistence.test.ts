@@ -28,36 +28,15 @@ import {
   randomDocument,
   randomFilters,
   randomQuery,
-  reference,
   seedOf
 } from "./reference.js"
-import { expectSameAsReference, load, openIndex } from "./support.js"
+import { compareAll as compareWith, load, openIndex } from "./support.js"
 
 /**
  * One partition for the LevelDB case: 3,000 documents put ~2,800 postings of the commonest
  * terms in it, more than one cursor page (16 chunks of 128), so page boundaries are crossed.
  */
 const PARTITIONS = 1
-
-/** Runs queries against the index and the reference of `corpus`. */
-const compareAll = (
-  label: string,
-  index: SearchIndex.SearchIndex,
-  corpus: ReadonlyMap<string, Document>,
-  requests: ReadonlyArray<SearchRequest>,
-  partitions = PARTITIONS
-) =>
-  Effect.gen(function*() {
-    const input = corpusSchema(partitions)
-    const ref = reference(input, corpus)
-    const answers = []
-    for (const request of requests) {
-      const result = yield* index.search(request)
-      expectSameAsReference(label, result, ref, input, request)
-      answers.push(result)
-    }
-    return answers
-  })
 
 const requestsFor = (rng: ReturnType<typeof random>, corpus: ReadonlyMap<string, Document>, count: number): Array<SearchRequest> => {
   const documents = [...corpus.values()]
@@ -83,14 +62,14 @@ describe("search persistence on LevelDB", () => {
     const before = await runtime.runPromise(Effect.gen(function*() {
       const index = yield* openIndex(corpusSchema(PARTITIONS))
       yield* load(index, corpus)
-      return yield* compareAll(`seed ${seed} before restart`, index, corpus, requests)
+      return yield* compareWith(`seed ${seed} before restart`, index, corpus, requests)
     }))
     await runtime.dispose()
 
     runtime = open()
     const after = await runtime.runPromise(Effect.gen(function*() {
       const index = yield* openIndex(corpusSchema(PARTITIONS))
-      return yield* compareAll(`seed ${seed} after restart`, index, corpus, requests)
+      return yield* compareWith(`seed ${seed} after restart`, index, corpus, requests)
     }))
     expect(after).toEqual(before)
 
@@ -116,14 +95,14 @@ describe("search persistence on LevelDB", () => {
       expect(yield* index.get("d1")).toEqual(last)
       const stats = yield* index.stats()
       expect(stats.docs).toBe(mutated.size)
-      yield* compareAll(`seed ${seed} after mutations`, index, mutated, requests)
+      yield* compareWith(`seed ${seed} after mutations`, index, mutated, requests)
     }))
     await runtime.dispose()
 
     runtime = open()
     await runtime.runPromise(Effect.gen(function*() {
       const index = yield* openIndex(corpusSchema(PARTITIONS))
-      yield* compareAll(`seed ${seed} after mutations and restart`, index, mutated, requests)
+      yield* compareWith(`seed ${seed} after mutations and restart`, index, mutated, requests)
       for (const id of ["d0", "d5", "d3100"]) expect(yield* index.get(id)).toEqual(mutated.get(id))
     }))
     await runtime.dispose()
@@ -175,8 +154,8 @@ describe("search through an entity's staged write set", () => {
       const mutated = new Map(corpus)
       mutated.delete("d3")
       const requests = requestsFor(rng, corpus, 40)
-      const fromStaged = yield* compareAll(`seed ${seed} staged`, staged, mutated, requests, partitions)
-      const fromDirect = yield* compareAll(`seed ${seed} direct`, direct, mutated, requests, partitions)
+      const fromStaged = yield* compareWith(`seed ${seed} staged`, staged, mutated, requests, partitions)
+      const fromDirect = yield* compareWith(`seed ${seed} direct`, direct, mutated, requests, partitions)
       expect(fromStaged).toEqual(fromDirect)
     }).pipe(Effect.provide(MemoryStore.layer)), 120_000)
 })

@@ -10,7 +10,7 @@ import * as IndexSchema from "../../src/search/IndexSchema.js"
 import * as SearchIndex from "../../src/search/SearchIndex.js"
 import * as SearchPartition from "../../src/search/SearchPartition.js"
 import type { Document, SearchRequest, SearchResult } from "../../src/search/SearchMessages.js"
-import { rank, type Reference, referenceSearch } from "./reference.js"
+import { corpusSchema, rank, reference, type Reference, referenceSearch } from "./reference.js"
 
 /** The views of an index's partitions (`search-0` ... `search-{P-1}`). */
 export const viewsOf = (store: KeyValueStoreShape, partitions: number, prefix = "search") =>
@@ -65,3 +65,26 @@ export const expectSameAsReference = (
   expect(result.hits.length).toBe(page.length)
   page.forEach((hit, i) => expect(relative(hit.score, result.hits[i]!.score)).toBeLessThan(1e-9))
 }
+
+/**
+ * Runs `requests` against an index of the random-corpus schema over `partitions` and checks each
+ * answer against the reference of `corpus`; answers the results, to compare runs with each other.
+ */
+export const compareAll = (
+  label: string,
+  index: SearchIndex.SearchIndex,
+  corpus: ReadonlyMap<string, Document>,
+  requests: ReadonlyArray<SearchRequest>,
+  partitions = 1
+) =>
+  Effect.gen(function*() {
+    const input = corpusSchema(partitions)
+    const ref = reference(input, corpus)
+    const answers = []
+    for (const request of requests) {
+      const result = yield* index.search(request)
+      expectSameAsReference(label, result, ref, input, request)
+      answers.push(result)
+    }
+    return answers
+  })
