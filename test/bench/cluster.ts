@@ -10,6 +10,9 @@
  * - Latency at half load: the client sends open-loop at half the cross-worker throughput it just
  *   measured, every ask timed from its scheduled send (so queueing counts), p50 and p99; and the
  *   same at a light 1,000 asks/s, which shows the latency of the path itself.
+ * - The floor at that rate: three plain Node TCP echo processes and a client sending lines of an
+ *   ask's size open-loop at the same rate, timed the same way (no shardfeed, no Effect): what
+ *   this machine's scheduling alone costs four processes on its cores.
  * - Failover: SIGKILL one of the three workers; the time until every shard is owned by the
  *   survivors (polling the map a survivor reads from Redis) and until the client's asks succeed
  *   again on every key.
@@ -19,6 +22,7 @@
  * Children are this same file, re-entered with `--role inproc|client` over IPC.
  */
 import { type ChildProcess, fork, spawn } from "node:child_process"
+import * as Net from "node:net"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Exit, Layer, ManagedRuntime } from "effect"
@@ -39,6 +43,92 @@ const profile = process.env.SHARDFEED_BENCH_PROFILE
 const execArgv = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
+
+/**
+ * An open loop at `rate` calls/s for `seconds`: call `i` is due at `i / rate` s, everything due
+ * goes out at once, and each call's latency counts from when it was due (so queueing, here or
+ * anywhere, counts). The sender never waits for answers, so a slow answer cannot delay later
+ * calls. Calls in flight are bounded by the calls' own timeouts.
+ */
+const openLoop = async (rate: number, seconds: number, call: (i: number) => Promise<boolean>) => {
+  const latencies: Array<number> = []
+  let failed = 0
+  let outstanding = 0
+  let drained: (() => void) | undefined
+  const started = performance.now()
+  const total = Math.floor(rate * seconds)
+  let sent = 0
+  while (sent < total) {
+    const due = started + (sent * 1_000) / rate
+    const now = performance.now()
+    if (due > now) await sleep(Math.min(5, due - now))
+    while (sent < total && started + (sent * 1_000) / rate <= performance.now()) {
+      const scheduled = started + (sent * 1_000) / rate
+      outstanding++
+      void call(sent++).then((ok) => {
+        if (ok) latencies.push(performance.now() - scheduled)
+        else failed++
+        if (--outstanding === 0) drained?.()
+      })
+    }
+  }
+  if (outstanding > 0) await new Promise<void>((resolve) => (drained = resolve))
+  return { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), failed }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floor: plain TCP echo between Node processes, no shardfeed at all
+
+/** An echo server: sends every byte back as it comes (newline-delimited JSON passes through). */
+const echoMain = () => {
+  const server = Net.createServer((socket) => {
+    socket.setNoDelay(true)
+    socket.on("data", (chunk) => socket.write(chunk))
+    socket.on("error", () => undefined)
+  })
+  server.listen(0, "127.0.0.1", () => process.send!({ type: "ready", port: (server.address() as Net.AddressInfo).port }))
+  process.on("message", (message: { cmd: string }) => {
+    if (message.cmd === "exit") process.exit(0)
+  })
+}
+
+/**
+ * A client of three echo servers: open loop at `rate` JSON lines/s, round robin, each line the
+ * size of an ask's frame, answered when its echo comes back.
+ */
+const rawClientMain = () => {
+  process.on("message", async (message: { cmd: string; ports?: ReadonlyArray<number>; rate?: number; seconds?: number }) => {
+    if (message.cmd === "exit") process.exit(0)
+    if (message.cmd !== "open") return
+    const waiting = new Map<number, () => void>()
+    const sockets = await Promise.all(message.ports!.map((port) =>
+      new Promise<Net.Socket>((resolve) => {
+        const socket = Net.connect({ host: "127.0.0.1", port }, () => resolve(socket))
+        socket.setNoDelay(true)
+        let buffered = ""
+        socket.on("data", (chunk) => {
+          buffered += chunk.toString()
+          let newline = buffered.indexOf("\n")
+          while (newline >= 0) {
+            const line = buffered.slice(0, newline)
+            buffered = buffered.slice(newline + 1)
+            const id = (JSON.parse(line) as { id: number }).id
+            waiting.get(id)?.()
+            waiting.delete(id)
+            newline = buffered.indexOf("\n")
+          }
+        })
+      })))
+    const result = await openLoop(message.rate!, message.seconds!, (i) =>
+      new Promise<boolean>((resolve) => {
+        waiting.set(i, () => resolve(true))
+        sockets[i % sockets.length]!.write(`${JSON.stringify({ id: i, type: "sortedset", key: `bench-${i % 10_000}`, tag: "Card", payload: {}, deadline: Date.now() + 10_000 })}\n`)
+      }))
+    for (const socket of sockets) socket.destroy()
+    process.send!({ type: "open", ...result })
+  })
+  process.send!({ type: "ready" })
+}
 
 // ---------------------------------------------------------------------------------------------
 // Children: a process that asks (in-process on its own worker, or as a client-only member)
@@ -87,36 +177,8 @@ const childMain = async (role: "inproc" | "client", option: Record<string, strin
     return { rate: (done * 1_000) / (performance.now() - started), failed, firstError }
   }
 
-  /** Open loop at `rate` asks/s for `seconds`: latency from each ask's scheduled time. */
-  const open = async (rate: number, keys: number, seconds: number) => {
-    const latencies: Array<number> = []
-    let failed = 0
-    let outstanding = 0
-    let drained: (() => void) | undefined
-    const started = performance.now()
-    const total = Math.floor(rate * seconds)
-    let sent = 0
-    while (sent < total) {
-      const due = started + (sent * 1_000) / rate
-      const now = performance.now()
-      if (due > now) await sleep(Math.min(5, due - now))
-      // Everything due by now goes out, each timed from when it was due; the sender never waits
-      // for answers (an open loop), so a slow answer cannot delay later sends.
-      while (sent < total && started + (sent * 1_000) / rate <= performance.now()) {
-        const scheduled = started + (sent * 1_000) / rate
-        const key = sent % keys
-        sent++
-        outstanding++
-        void ask(key).then((exit) => {
-          if (Exit.isSuccess(exit)) latencies.push(performance.now() - scheduled)
-          else failed++
-          if (--outstanding === 0) drained?.()
-        })
-      }
-    }
-    if (outstanding > 0) await new Promise<void>((resolve) => (drained = resolve))
-    return { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), failed }
-  }
+  const open = (rate: number, keys: number, seconds: number) =>
+    openLoop(rate, seconds, (i) => ask(i % keys).then(Exit.isSuccess))
 
   /** Asks every key until each has answered once after `since`; answers when the last did. */
   const everyKeyServes = async (keys: number) => {
@@ -215,6 +277,8 @@ const balanced = (ids: ReadonlyArray<string>) => (owners: ReadonlyArray<string |
 export const main = async (args: ReadonlyArray<string>): Promise<void> => {
   const option = options(args)
   if (option.role === "inproc" || option.role === "client") return childMain(option.role, option)
+  if (option.role === "echo") return echoMain()
+  if (option.role === "rawclient") return rawClientMain()
   const load: AskLoad = { keys: Number(option.keys ?? 10_000), inflight: Number(option.inflight ?? 1_000), seconds: Number(option.seconds ?? 5) }
   const redis = await startRedis()
   const processes: Array<{ process: ChildProcess }> = []
@@ -237,6 +301,14 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
     const half = await client.ask({ cmd: "open", rate: cross.rate / 2, load })
     const light = await client.ask({ cmd: "open", rate: 1_000, load })
 
+    // The floor at the same rate: three echo processes and a client, plain TCP (workers idle).
+    const echoes = ["echo", "echo", "echo"].map((role) => child(role, redis.url, "none"))
+    const ports = (await Promise.all(echoes.map((echo) => echo.ready))).map((ready: { port: number }) => ready.port)
+    const rawClient = child("rawclient", redis.url, "none")
+    await rawClient.ready
+    const floor = await rawClient.ask({ cmd: "open", ports, rate: cross.rate / 2, seconds: load.seconds })
+    await Promise.all([...echoes, rawClient].map((process_) => process_.exit()))
+
     // Failover: SIGKILL w3.
     const killedAt = Date.now()
     workers[2]!.process.kill("SIGKILL")
@@ -252,12 +324,14 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
     const balancedAt = await until(workers[0]!.base, balanced(["w1", "w2", "w3", "w4"]))
     await client.exit()
 
-    console.log(`in-process ${JSON.stringify(inproc)}; cross-worker ${JSON.stringify(cross)}; half load ${JSON.stringify(half)}; light load ${JSON.stringify(light)}; after failover ${JSON.stringify(serving)}`)
+    console.log(`in-process ${JSON.stringify(inproc)}; cross-worker ${JSON.stringify(cross)}; half load ${JSON.stringify(half)}; light load ${JSON.stringify(light)}; tcp floor ${JSON.stringify(floor)}; after failover ${JSON.stringify(serving)}`)
     const rows: Array<Row> = [
       { name: "in-process ask, one worker", value: inproc.rate, unit: "asks/s" },
       { name: "cross-worker ask, 3 workers + client", value: cross.rate, unit: "asks/s", baseline: "in-process", ratio: cross.rate / inproc.rate, target: ">= 0.3x" },
       { name: `latency at half load (${Math.round(cross.rate / 2).toLocaleString("en-US")} asks/s), p50`, value: half.p50, unit: "ms" },
       { name: "latency at half load, p99", value: half.p99, unit: "ms", target: "<= 5 ms" },
+      { name: "  plain TCP echo, 3 processes + client, same rate, p50", value: floor.p50, unit: "ms" },
+      { name: "  plain TCP echo, same rate, p99", value: floor.p99, unit: "ms" },
       { name: "latency at 1,000 asks/s, p50", value: light.p50, unit: "ms" },
       { name: "latency at 1,000 asks/s, p99", value: light.p99, unit: "ms" },
       { name: "failover: shards owned again", value: ownedAt - killedAt, unit: "ms", target: `<= ${LEASE_MILLIS + 2_000} ms` },
@@ -271,7 +345,7 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
       inflight: load.inflight,
       seconds: load.seconds,
       leaseMillis: LEASE_MILLIS,
-      failures: { inproc: inproc.failed, cross: cross.failed, half: half.failed, light: light.failed, missingAfterFailover: serving.missing }
+      failures: { inproc: inproc.failed, cross: cross.failed, half: half.failed, light: light.failed, floor: floor.failed, missingAfterFailover: serving.missing }
     })
   } finally {
     for (const { process: process_ } of processes) process_.kill("SIGKILL")
