@@ -176,10 +176,15 @@ export const connect = (
     const client = yield* RpcClient.make(TransportRpcs, { disableTracing: true }).pipe(Effect.provideContext(protocol), Effect.orDie)
     const queue = yield* Queue.bounded<Pending>(limits.queueMax)
     const inFlight = yield* Semaphore.make(BATCHES_IN_FLIGHT)
-    const settle = (batch: ReadonlyArray<Pending>, done: Array<boolean>, exit: Exit.Exit<unknown, unknown>) =>
+    /** Answers the batch's unanswered messages with a connection error (made only if one is left: errors capture stacks). */
+    const settle = (batch: ReadonlyArray<Pending>, done: Array<boolean>, reason: () => unknown) => {
+      let exit: Exit.Exit<unknown, unknown> | undefined
       batch.forEach((item, i) => {
-        if (!done[i]) item.envelope.reply?.(exit)
+        if (done[i]) return
+        exit ??= Exit.fail(connectionError(reason()))
+        item.envelope.reply?.(exit)
       })
+    }
     const sendBatch = (batch: ReadonlyArray<Pending>) => {
       const done = batch.map(() => false)
       return client.Deliver({ messages: batch.map((item) => item.wire) }).pipe(
@@ -190,8 +195,8 @@ export const connect = (
             done[outcome.index] = true
             item.envelope.reply?.(decodeOutcome(item.wire.type, item.wire.tag, outcome.ok, outcome.value))
           })),
-        Effect.catchCause((cause) => Effect.sync(() => settle(batch, done, Exit.fail(connectionError(Cause.squash(cause)))))),
-        Effect.ensuring(Effect.sync(() => settle(batch, done, Exit.fail(connectionError("the connection ended before a reply")))))
+        Effect.catchCause((cause) => Effect.sync(() => settle(batch, done, () => Cause.squash(cause)))),
+        Effect.ensuring(Effect.sync(() => settle(batch, done, () => "the connection ended before a reply")))
       )
     }
     // The sender: batches go out in queue order; replies are consumed by their own fibers, so a
