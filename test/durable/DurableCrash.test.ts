@@ -12,10 +12,14 @@
  * processes are gone. The seed is printed; kill times still depend on the scheduler, which is
  * why the invariants must hold for any timing.
  *
+ * Both run on the private standalone Redis and again on the 3-master Redis Cluster of the test
+ * setup (BullMQ on a cluster connection, prefixes hash-tagged).
+ *
  * Later, with scale-out: run (1) with two or three owner processes over a shared Redis store and
  * kill one at a time, so messages follow their shards to the survivors.
  */
-import { Queue } from "bullmq"
+import { type ConnectionOptions, Queue } from "bullmq"
+import { Cluster } from "ioredis"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -31,8 +35,35 @@ import { tempDir } from "../support/tempDir.js"
 import { durableNode, Ledger, testPrefix } from "./support.js"
 import { random as generator } from "../support/random.js"
 
-const url = inject("redisUrl")
-const port = Number(new URL(url).port)
+/** Where a run's Redis is: its URL for the processes, and the connection and prefix form BullMQ needs there. */
+interface Target {
+  readonly url: string
+  /** A BullMQ connection for the test's own queue handles, and how to close it afterwards. */
+  readonly connection: () => { readonly options: ConnectionOptions; readonly close: () => Promise<unknown> }
+  /** The prefix as BullMQ sees it (the durable modules hash-tag an untagged prefix on a cluster). */
+  readonly slotted: (prefix: string) => string
+}
+
+const standalone = (): Target => {
+  const url = inject("redisUrl")
+  return {
+    url,
+    connection: () => ({ options: { host: "127.0.0.1", port: Number(new URL(url).port) }, close: async () => undefined }),
+    slotted: (prefix) => prefix
+  }
+}
+
+const redisCluster = (): Target => {
+  const ports = inject("redisClusterPorts")
+  return {
+    url: ports.map((port) => `redis://127.0.0.1:${port}`).join(","),
+    connection: () => {
+      const cluster = new Cluster(ports.map((port) => ({ host: "127.0.0.1", port })), { scaleReads: "master" })
+      return { options: cluster as unknown as ConnectionOptions, close: () => cluster.quit() }
+    },
+    slotted: (prefix) => `{${prefix}}`
+  }
+}
 const fixture = Path.resolve("dist/test/fixtures/durableChild.js")
 const seed = Number(process.env.DURABLE_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31))
 
@@ -81,8 +112,9 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMilli
   }
 }
 
-describe("durable work under SIGKILL", () => {
+const suite = (name: string, target: () => Target) => describe(name, () => {
   it("delivers every acknowledged durable message, in order per entity, across kills of the owner and the sender", async () => {
+    const { url, connection, slotted } = target()
     console.log(`durable crash seed ${seed} (set DURABLE_CRASH_SEED to replay its choices)`)
     const random = generator(seed)
     const prefix = testPrefix("crash")
@@ -90,7 +122,8 @@ describe("durable work under SIGKILL", () => {
     const logFile = Path.join(tempDir("durable-sender"), "acks.log")
     const entities = 40
     const perEntity = 100
-    const queue = new Queue("shardfeed-durable", { connection: { host: "127.0.0.1", port }, prefix })
+    const queueConnection = connection()
+    const queue = new Queue("shardfeed-durable", { connection: queueConnection.options, prefix: slotted(prefix) })
     let owner = await start(["owner", url, prefix, dataDir])
     let sender: Child | undefined = await start(["sender", url, prefix, logFile, String(entities), String(perEntity), "6"])
     const senderDone = () => Fs.existsSync(logFile) && Fs.readFileSync(logFile, "utf8").includes("DONE")
@@ -125,6 +158,7 @@ describe("durable work under SIGKILL", () => {
       owner.process.kill("SIGKILL")
       sender?.process.kill("SIGKILL")
       await queue.close()
+      await queueConnection.close()
     }
 
     const acked = new Map<string, number>()
@@ -153,10 +187,13 @@ describe("durable work under SIGKILL", () => {
   }, 240_000)
 
   it("appends every ingested job exactly once, in queue order, across kills of the ingest process", async () => {
+    const { url, connection, slotted } = target()
     const random = generator(seed + 1)
-    const prefix = testPrefix("ingest-crash")
+    // The producers' prefix: on a cluster they must tag it themselves.
+    const prefix = slotted(testPrefix("ingest-crash"))
     const dataDir = tempDir("durable-ingest")
-    const producer = new Queue("incoming", { connection: { host: "127.0.0.1", port }, prefix })
+    const producerConnection = connection()
+    const producer = new Queue("incoming", { connection: producerConnection.options, prefix })
     const feeds = 30
     const perFeed = 300
     const args = ["ingest", url, prefix, "incoming", dataDir, "800"]
@@ -189,6 +226,7 @@ describe("durable work under SIGKILL", () => {
       ingest.process.kill("SIGKILL")
       await producer.obliterate({ force: true })
       await producer.close()
+      await producerConnection.close()
     }
 
     const reader = ManagedRuntime.make(Feed.layer(Feed.Json).pipe(
@@ -209,3 +247,6 @@ describe("durable work under SIGKILL", () => {
     }
   }, 240_000)
 })
+
+suite("durable work under SIGKILL", standalone)
+suite("durable work under SIGKILL on a 3-master Redis Cluster", redisCluster)
