@@ -125,6 +125,8 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
   const registry = new Map<string, Registered>()
   // Insertion order is recency: each delivery re-inserts its entity, so the first is the LRU.
   const cells = new Map<string, EntityCell>()
+  // The same cells by type, then id: what `deliver` looks up for every message, without building a key string.
+  const byTypeAndId = new Map<string, Map<string, EntityCell>>()
   const byShard = new Map<number, Set<EntityCell>>()
   const owned = new Map<number, number>()
   const stopping = new Set<number>()
@@ -187,6 +189,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
   const passivate = (cell: EntityCell, reason: "idle" | "resident-cap" | "shard-stopped") => {
     cell.moveTo("passivating")
     cells.delete(cell.key)
+    byTypeAndId.get(cell.type)?.delete(cell.id)
     byShard.get(cell.shard)?.delete(cell)
     stop(cell.actor as Parameters<typeof stop>[0])
     cell.moveTo("stopped")
@@ -216,14 +219,17 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     return cells.size < config.residentEntitiesMax
   }
 
-  const activate = (registered: Registered, id: string, shard: number, key: string): EntityCell | undefined => {
+  const activate = (registered: Registered, id: string, shard: number): EntityCell | undefined => {
     if (cells.size >= config.residentEntitiesMax && !makeRoom()) return undefined
     const cell = new EntityCell(host, registered, id, shard, partitionOf(shard))
     cell.actor = spawn(system, (state: unknown, envelope: Envelope) => {
       const pending = cell.handle(envelope)
       return pending === undefined ? state : pending.then(() => state)
     }, `e${++actorNames}`)
-    cells.set(key, cell)
+    cells.set(cell.key, cell)
+    let ofType = byTypeAndId.get(cell.type)
+    if (ofType === undefined) byTypeAndId.set(cell.type, (ofType = new Map()))
+    ofType.set(id, cell)
     let shardCells = byShard.get(shard)
     if (shardCells === undefined) {
       shardCells = new Set()
@@ -240,8 +246,8 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
   }
 
   /** Finds or activates the entity of an envelope, or refuses the envelope. */
-  const cellFor = (envelope: Envelope, key: string): EntityCell | undefined => {
-    const existing = cells.get(key)
+  const cellFor = (envelope: Envelope): EntityCell | undefined => {
+    const existing = byTypeAndId.get(envelope.type)?.get(envelope.id)
     if (existing !== undefined) {
       if (!existing.registered.behavior.handlers.has(envelope.tag)) {
         refuse(envelope, new InvalidMessage({ entity: existing.label, field: "message", message: `unknown message ${envelope.tag}` }))
@@ -265,7 +271,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     if (!owned.has(shard) || stopping.has(shard)) {
       return void refuse(envelope, new ShardNotOwned({ entity: `${envelope.type}/${envelope.id}`, shard }))
     }
-    const cell = activate(registered, envelope.id, shard, key)
+    const cell = activate(registered, envelope.id, shard)
     if (cell === undefined) refuse(envelope, new Overloaded({ resident: cells.size }))
     return cell
   }
@@ -273,7 +279,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
   const deliver = (incoming: Envelope): void => {
     const envelope = tracker.track(incoming)
     if (envelope === undefined) return
-    const cell = cellFor(envelope, `${envelope.type}\u0000${envelope.id}`)
+    const cell = cellFor(envelope)
     if (cell === undefined) return
     const capacity = cell.registered.behavior.options.mailboxCapacityMax ?? config.mailboxCapacityMax
     if (cell.queued >= capacity) return refuse(envelope, new MailboxFull({ entity: cell.label, capacity }))
