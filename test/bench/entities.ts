@@ -11,6 +11,8 @@
  *
  * Each driver keeps N calls in flight with plain Promises, so the drivers cost the same for
  * every contender; shardfeed is measured through its Promise facade and its Effect API.
+ * `--rounds` (default 3) runs every contender and baseline in turn that many times; each figure
+ * is the median of its rounds, and every round is printed.
  */
 import { ClassicLevel } from "classic-level"
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
@@ -25,7 +27,7 @@ import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { Counter, CounterBehavior } from "../../examples/entities/Counter.js"
 import * as LevelStore from "../../persistence/LevelStore.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
-import { options, report, type Row } from "./report.js"
+import { options, quantile, report, type Row } from "./report.js"
 
 /** Keeps `inFlight` calls running for `millis`; returns calls per second. */
 const drive = async (inFlight: number, millis: number, call: (i: number) => Promise<unknown>): Promise<number> => {
@@ -59,10 +61,16 @@ const nactFigures = async (millis: number) => {
       dispatch(message.sender as never, state + 1)
       return state + 1
     }, `a${i}`, { initialState: 0 }))
-  const one = await measure(1, millis, () => query(actors[0]!, (sender: unknown) => ({ sender }), 10_000))
-  const spread = await measure(1_000, millis, (i) => query(actors[i % 10_000]!, (sender: unknown) => ({ sender }), 10_000))
+  // nact draws a query's temporary reference id as a random 32-bit number, so among 1,000
+  // queries in flight over millions, two now and then share one and the reply of the first is
+  // lost: such a query times out (after a second, not to stall its driver) and is counted.
+  let lost = 0
+  const ask = (actor: (typeof actors)[number]) =>
+    query(actor, (sender: unknown) => ({ sender }), 1_000).then(() => undefined, () => void lost++)
+  const one = await measure(1, millis, () => ask(actors[0]!))
+  const spread = await measure(1_000, millis, (i) => ask(actors[i % 10_000]!))
   stop(system)
-  return { one, spread }
+  return { one, spread, lost }
 }
 
 const ourFigures = async (millis: number) => {
@@ -148,11 +156,46 @@ const clusterFigures = async (millis: number) => {
 export const main = async (args: ReadonlyArray<string>): Promise<void> => {
   const flags = options(args)
   const millis = Number(flags.seconds ?? 3) * 1000
-  const nact = await nactFigures(millis)
-  const ours = await ourFigures(millis)
-  const persisted = await persistedFigures(millis)
-  const rawLevel = await rawLevelFigures(millis)
-  const cluster = await clusterFigures(millis)
+  const rounds = Number(flags.rounds ?? 3)
+  // Contenders and baselines alternate, round after round, and each figure is the median of its
+  // rounds: this machine's speed drifts within a run, and a baseline measured once, minutes
+  // away from its contender, can make any ratio.
+  const runs: Array<{
+    nact: Awaited<ReturnType<typeof nactFigures>>
+    ours: Awaited<ReturnType<typeof ourFigures>>
+    persisted: number
+    rawLevel: number
+    cluster: Awaited<ReturnType<typeof clusterFigures>>
+  }> = []
+  for (let round = 1; round <= rounds; round++) {
+    const figures = {
+      nact: await nactFigures(millis),
+      ours: await ourFigures(millis),
+      persisted: await persistedFigures(millis),
+      rawLevel: await rawLevelFigures(millis),
+      cluster: await clusterFigures(millis)
+    }
+    runs.push(figures)
+    const rounded = (value: number) => Math.round(value).toLocaleString("en-US")
+    console.log(
+      `round ${round}: nact ${rounded(figures.nact.one)} / ${rounded(figures.nact.spread)}; ours ${rounded(figures.ours.one)} / ${rounded(figures.ours.spread)} ` +
+        `(Effect ${rounded(figures.ours.oneEffect)} / ${rounded(figures.ours.spreadEffect)}); persisted ${rounded(figures.persisted)} vs raw ${rounded(figures.rawLevel)}; ` +
+        `effect/cluster ${rounded(figures.cluster.one)} / ${rounded(figures.cluster.spread)}`
+    )
+  }
+  const median = (pick: (run: (typeof runs)[number]) => number) => quantile(runs.map(pick), 0.5)
+  const nact = { one: median((run) => run.nact.one), spread: median((run) => run.nact.spread) }
+  const ours = {
+    one: median((run) => run.ours.one),
+    spread: median((run) => run.ours.spread),
+    oneEffect: median((run) => run.ours.oneEffect),
+    spreadEffect: median((run) => run.ours.spreadEffect),
+    peerOne: median((run) => run.ours.peerOne),
+    peerSpread: median((run) => run.ours.peerSpread)
+  }
+  const persisted = median((run) => run.persisted)
+  const rawLevel = median((run) => run.rawLevel)
+  const cluster = { one: median((run) => run.cluster.one), spread: median((run) => run.cluster.spread) }
   const rows: Array<Row> = [
     { name: "ask round trips, one entity (Promise)", value: ours.one, unit: "asks/s", baseline: "raw nact query", ratio: ours.one / nact.one, target: ">= 0.7x" },
     { name: "ask round trips, one entity (Effect)", value: ours.oneEffect, unit: "asks/s", baseline: "raw nact query", ratio: ours.oneEffect / nact.one, target: ">= 0.7x" },
@@ -167,5 +210,5 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
     { name: "ask, 1,000 entities, 1,000 in flight", value: ours.peerSpread, unit: "asks/s", baseline: "effect/cluster same", ratio: ours.peerSpread / cluster.spread, target: ">= 5x" },
     { name: "effect/cluster TestRunner, 1,000 entities", value: cluster.spread, unit: "calls/s" }
   ]
-  report("entities", rows, { seconds: millis / 1000 })
+  report("entities", rows, { seconds: millis / 1000, rounds, nactQueriesLost: runs.map((run) => run.nact.lost) })
 }
