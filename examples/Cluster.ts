@@ -46,8 +46,17 @@ const start = (command: string, args: ReadonlyArray<string>, ready: RegExp) =>
     child.once("exit", (code) => reject(new Error(`${command} exited with ${code}:\n${output}`)))
   })
 
+/** SIGTERM to every process (workers leave gracefully); any still running after 20 s is killed and named. */
 const stopAll = () => {
-  for (const child of children.reverse()) if (child.exitCode === null) child.kill("SIGTERM")
+  const running = [...children].reverse().filter((child) => child.exitCode === null && child.signalCode === null)
+  for (const child of running) child.kill("SIGTERM")
+  setTimeout(() => {
+    for (const child of running) {
+      if (child.exitCode !== null || child.signalCode !== null) continue
+      console.error(`${child.spawnargs.slice(0, 4).join(" ")} did not stop within 20 s of SIGTERM: killed`)
+      child.kill("SIGKILL")
+    }
+  }, 20_000).unref()
 }
 
 const main = async () => {
@@ -63,7 +72,7 @@ const main = async () => {
   }))
   // Bounded: 30 s for the three to share the shards.
   for (let waited = 0; waited < 30_000; waited += 200) {
-    const { owners } = (await (await fetch(`${workers[0]!.base}/v1/cluster`)).json()) as { owners: Array<string | null> }
+    const { owners } = (await (await fetch(`${workers[0]!.base}/v1/cluster`, { signal: AbortSignal.timeout(10_000) })).json()) as { owners: Array<string | null> }
     const counts = workers.map(({ id }) => owners.filter((owner) => owner === id).length)
     if (counts.every((count) => count > 300)) {
       console.log(`3 workers own ${counts.join(" + ")} of ${owners.length} shards`)
@@ -75,10 +84,11 @@ const main = async () => {
     await fetch(`${workers[0]!.base}/v1/feeds/match-${i}/append`, {
       method: "POST",
       headers: { "content-type": "application/json" },
+      signal: AbortSignal.timeout(10_000),
       body: JSON.stringify({ items: [{ value: { minute: i * 10, event: "goal" }, nonce: 1 }] })
     })
   }
-  const metadata = await (await fetch(`${workers[2]!.base}/v1/feeds/match-3`)).json()
+  const metadata = await (await fetch(`${workers[2]!.base}/v1/feeds/match-3`, { signal: AbortSignal.timeout(10_000) })).json()
   console.log(`appended to 5 feeds through ${workers[0]!.id}; ${workers[2]!.id} reads match-3: ${JSON.stringify(metadata)}`)
   for (const worker of workers) console.log(`dashboard of ${worker.id}: ${worker.base}/dashboard`)
   if (seconds !== undefined) {

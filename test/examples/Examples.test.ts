@@ -44,7 +44,10 @@ describe("examples", () => {
   }, 60_000)
 
   it("Cluster: a Redis and three workers sharing the shards, every dashboard printed", async () => {
-    const { stdout } = await run(process.execPath, [example("Cluster"), "--seconds", "1"], { timeout: 60_000 })
+    // Killed before the test's own timeout, so a run that hangs fails with what it printed.
+    const { stdout } = await run(process.execPath, [example("Cluster"), "--seconds", "1"], { timeout: 50_000 }).catch((error: { stdout?: string; stderr?: string; signal?: string }) => {
+      throw new Error(`the Cluster example failed (${error.signal ?? "exit"}):\n${error.stdout ?? ""}\n${error.stderr ?? ""}`)
+    })
     assert.match(stdout, /3 workers own \d+ \+ \d+ \+ \d+ of 1024 shards/)
     assert.match(stdout, /worker-3 reads match-3: \{"feed":"match-3","count":1/)
     assert.equal(stdout.match(/dashboard of worker-\d: http:\/\/127\.0\.0\.1:\d+\/dashboard/g)?.length, 3)
