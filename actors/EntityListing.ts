@@ -29,6 +29,9 @@ export interface Page {
   readonly cursor: string | null
 }
 
+/** Records read per store scan at least. */
+const SCAN_PAGE = 256
+
 const compareUtf8 = (left: string, right: string) => Buffer.compare(Buffer.from(left), Buffer.from(right))
 
 /**
@@ -60,19 +63,23 @@ export const list = (
     let best: Array<string> = []
     const afterKey = after === undefined ? undefined : toBytes(`${after}\u0000`)
     const start = afterKey !== undefined && Buffer.compare(afterKey, prefix) >= 0 ? { gt: afterKey } : { gte: prefix }
+    // Records are read in pages of at least SCAN_PAGE, whatever `limit`, so records that `keep`
+    // refuses (deleted feeds' heads stay) cost a read per page of them, not one each.
+    const page = Math.max(limit, SCAN_PAGE)
     for (let shard = 0; shard < shardCount; shard++) {
       let lower: { readonly gt: Uint8Array } | { readonly gte: Uint8Array } = start
-      // Bounded: each round moves past `limit` records of this shard, or ends its range. Records
-      // that `keep` refuses are passed over, so they can never hide the ones after them.
+      // Bounded: each round moves past `page` records of this shard, or ends its range. Records
+      // that `keep` refuses are passed over, so they can never hide the ones after them; once a
+      // page yields `limit` ids, nothing later in this shard can rank among the first `limit`.
       for (;;) {
         const worst = best.length === limit ? best[best.length - 1] : undefined
         const upper = worst !== undefined ? { lt: toBytes(`${worst}\u0000`) } : end === undefined ? {} : { lt: end }
-        const entries = yield* store.scan(partitionOf(shard), scoped, { ...lower, ...upper, limit })
+        const entries = yield* store.scan(partitionOf(shard), scoped, { ...lower, ...upper, limit: page })
         const ids = entries
           .filter((entry) => keep(entry.value))
           .map((entry) => Buffer.from(entry.key.subarray(0, entry.key.length - 1)).toString("utf8"))
         if (ids.length > 0) best = [...best, ...ids].sort(compareUtf8).slice(0, limit)
-        if (entries.length < limit || ids.length === entries.length) break
+        if (entries.length < page || ids.length >= limit) break
         lower = { gt: entries[entries.length - 1]!.key }
       }
     }

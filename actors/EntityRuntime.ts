@@ -123,7 +123,8 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
   const events = yield* PubSub.sliding<EntityEvent>(EVENTS_BUFFER)
   const system = start()
   const registry = new Map<string, Registered>()
-  // Insertion order is recency: each delivery re-inserts its entity, so the first is the LRU.
+  // Insertion order is the resident cap's CLOCK order: activation appends, and the hand moves an
+  // entity used since it last passed to the back (see `makeRoom`).
   const cells = new Map<string, EntityCell>()
   // The same cells by type, then id: what `deliver` looks up for every message, without building a key string.
   const byTypeAndId = new Map<string, Map<string, EntityCell>>()

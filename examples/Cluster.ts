@@ -30,33 +30,37 @@ const freePort = () =>
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
-/** Starts a process and resolves with what `ready` finds in its output. */
+/** Starts a process and resolves with what `ready` finds in its output (within 30 s). */
 const start = (command: string, args: ReadonlyArray<string>, ready: RegExp) =>
   new Promise<RegExpExecArray>((resolve, reject) => {
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] })
     children.push(child)
     let output = ""
+    const timer = setTimeout(() => reject(new Error(`${command} was not ready within 30 s:\n${output}`)), 30_000)
     const look = (chunk: Buffer) => {
       output += chunk.toString()
       const found = ready.exec(output)
-      if (found !== null) resolve(found)
+      if (found !== null) {
+        clearTimeout(timer)
+        resolve(found)
+      }
     }
     child.stdout!.on("data", look)
     child.stderr!.on("data", look)
     child.once("exit", (code) => reject(new Error(`${command} exited with ${code}:\n${output}`)))
   })
 
-/** SIGTERM to every process (workers leave gracefully); any still running after 20 s is killed and named. */
+/** SIGTERM to every process (workers leave gracefully); any still running after 10 s is killed and named. */
 const stopAll = () => {
   const running = [...children].reverse().filter((child) => child.exitCode === null && child.signalCode === null)
   for (const child of running) child.kill("SIGTERM")
   setTimeout(() => {
     for (const child of running) {
       if (child.exitCode !== null || child.signalCode !== null) continue
-      console.error(`${child.spawnargs.slice(0, 4).join(" ")} did not stop within 20 s of SIGTERM: killed`)
+      console.error(`${child.spawnargs.slice(0, 4).join(" ")} did not stop within 10 s of SIGTERM: killed`)
       child.kill("SIGKILL")
     }
-  }, 20_000).unref()
+  }, 10_000).unref()
 }
 
 const main = async () => {
@@ -97,8 +101,13 @@ const main = async () => {
   }
 }
 
-process.once("SIGINT", stopAll)
-process.once("SIGTERM", stopAll)
+/** Stopped from outside before it finished by itself (`--seconds`): exits non-zero. */
+const interrupted = () => {
+  if (seconds !== undefined) process.exitCode = 1
+  stopAll()
+}
+process.once("SIGINT", interrupted)
+process.once("SIGTERM", interrupted)
 main().catch((error) => {
   console.error(error)
   stopAll()

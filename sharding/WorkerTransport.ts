@@ -181,6 +181,7 @@ export const connect = (
       let exit: Exit.Exit<unknown, unknown> | undefined
       batch.forEach((item, i) => {
         if (done[i]) return
+        done[i] = true
         exit ??= Exit.fail(connectionError(reason()))
         item.envelope.reply?.(exit)
       })

@@ -356,8 +356,8 @@ const mergeIndex = (index: string, stepsMax: number | undefined) =>
 /**
  * Index merges for every search index in the store (what `serve --redis` and workers run for
  * the API's indexes): `searchMerge` for each, in name order, at most `indexesPerRunMax` per run
- * (default 1,000, listed from the start each run). One index failing (its partition unreachable,
- * say) does not stop the others; the run then fails naming the indexes that failed, so the
+ * (default 1,000, listed from the start each run); an index dropped since it was listed is
+ * skipped. One index failing (its partition unreachable, say) does not stop the others; the run then fails naming the indexes that failed, so the
  * failure shows in the run's outcome and metrics.
  */
 export const searchMergeAll = (
@@ -378,7 +378,8 @@ export const searchMergeAll = (
       while (indexes < max) {
         const page = yield* SearchEntity.listIndexes({ limit: Math.min(100, max - indexes), cursor })
         for (const index of page.ids) {
-          const exit = yield* Effect.exit(mergeIndex(index, options.stepsMax))
+          // An index dropped since it was listed (a restore, say) is skipped.
+          const exit = yield* Effect.exit(mergeIndex(index, options.stepsMax).pipe(Effect.catchTag("IndexNotFound", () => Effect.succeed(0))))
           if (Exit.isSuccess(exit)) merged += exit.value
           else if (failed.length < 10) failed.push(`${index}: ${describe(exit.cause).slice(0, 200)}`)
           else failed.push(index)

@@ -44,8 +44,9 @@ describe("examples", () => {
   }, 60_000)
 
   it("Cluster: a Redis and three workers sharing the shards, every dashboard printed", async () => {
-    // Killed before the test's own timeout, so a run that hangs fails with what it printed.
-    const { stdout } = await run(process.execPath, [example("Cluster"), "--seconds", "1"], { timeout: 50_000 }).catch((error: { stdout?: string; stderr?: string; signal?: string }) => {
+    // Stopped (SIGTERM, then at most 10 s for its processes) before the test's own timeout, so a
+    // run that hangs fails with what it printed.
+    const { stdout } = await run(process.execPath, [example("Cluster"), "--seconds", "1"], { timeout: 45_000 }).catch((error: { stdout?: string; stderr?: string; signal?: string }) => {
       throw new Error(`the Cluster example failed (${error.signal ?? "exit"}):\n${error.stdout ?? ""}\n${error.stderr ?? ""}`)
     })
     assert.match(stdout, /3 workers own \d+ \+ \d+ \+ \d+ of 1024 shards/)

@@ -102,27 +102,33 @@ const dataOf = (message: Outgoing): MessageData =>
 
 const parseRecord = (text: string): DeadLetterRecord => JSON.parse(text) as DeadLetterRecord
 
+/** The producer queue over `producer`, with the job options of `config`. */
+const makeQueue = (config: DurableConfig, producer: Bull.Connection) => {
+  const queue = new Queue<MessageData, unknown, string>(config.queueName, {
+    connection: producer.connection,
+    prefix: config.prefix,
+    defaultJobOptions: jobOptions(config),
+    streams: { events: { maxLen: EVENTS_KEPT } }
+  })
+  // Errors surface through the calls that fail; without a listener BullMQ would print each one.
+  queue.on("error", () => undefined)
+  return queue
+}
+
 /**
- * Opens the producer queue over `producer` and defines the scripts; `close` closes both. A
- * failure closes the queue and releases the connection before it is thrown.
+ * Waits for the producer queue's connection and defines the scripts; `close` closes the queue
+ * and releases the connection. A failure closes and releases them before it is thrown.
  */
 const open = async (
   config: DurableConfig,
   connection: Bull.BullConnectionOptions,
   parsed: Bull.ParsedUrl,
-  producer: Bull.Connection
+  producer: Bull.Connection,
+  queue: Queue<MessageData, unknown, string>
 ): Promise<DurableQueue> => {
   const keys = DurableKeys.make(config.prefix, config.queueName)
   const options = jobOptions(config)
   const { release } = producer
-  const queue = new Queue<MessageData, unknown, string>(config.queueName, {
-    connection: producer.connection,
-    prefix: config.prefix,
-    defaultJobOptions: options,
-    streams: { events: { maxLen: EVENTS_KEPT } }
-  })
-  // Errors surface through the calls that fail; without a listener BullMQ would print each one.
-  queue.on("error", () => undefined)
   const client = await Bull.orClose(queue.backend.client, queue, release)
   Bull.defineScripts(client)
   // A process tag makes job ids unique across processes without a round trip; the `-` keeps them
@@ -235,7 +241,8 @@ export const openWithin = async (config: DurableConfig, options: Bull.BullConnec
   const limit = (options.connectTimeoutMillis ?? 2_000) * 5
   let timer: NodeJS.Timeout | undefined
   const producer = Bull.connect(parsed, options, "producer")
-  const opening = open(config, options, parsed, producer)
+  const queue = makeQueue(config, producer)
+  const opening = open(config, options, parsed, producer, queue)
   try {
     return await Promise.race([
       opening,
@@ -244,10 +251,9 @@ export const openWithin = async (config: DurableConfig, options: Bull.BullConnec
       })
     ])
   } catch (error) {
-    // No connection outlives a failed start: a cluster client that never connected is released
-    // now (an open waiting for it then fails), and whatever opened late is closed.
-    void producer.release()
-    opening.then((opened) => opened.close(), () => undefined)
+    // No connection outlives a failed start: the queue is closed (its client stops
+    // reconnecting) and a cluster client released, so the open waiting for them fails.
+    void queue.close().catch(() => undefined).finally(producer.release)
     throw error
   } finally {
     clearTimeout(timer)
