@@ -125,8 +125,8 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
   const registry = new Map<string, Registered>()
   // Insertion order is the resident cap's CLOCK order: activation appends, and the hand moves an
   // entity used since it last passed to the back (see `makeRoom`).
-  const cells = new Map<string, EntityCell>()
-  // The same cells by type, then id: what `deliver` looks up for every message, without building a key string.
+  const cells = new Set<EntityCell>()
+  // The same cells by type, then id: what `deliver` looks up for every message.
   const byTypeAndId = new Map<string, Map<string, EntityCell>>()
   const byShard = new Map<number, Set<EntityCell>>()
   const owned = new Map<number, number>()
@@ -189,7 +189,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
 
   const passivate = (cell: EntityCell, reason: "idle" | "resident-cap" | "shard-stopped") => {
     cell.moveTo("passivating")
-    cells.delete(cell.key)
+    cells.delete(cell)
     byTypeAndId.get(cell.type)?.delete(cell.id)
     byShard.get(cell.shard)?.delete(cell)
     stop(cell.actor as Parameters<typeof stop>[0])
@@ -211,8 +211,8 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
       if (scanned++ >= RESIDENT_SCAN_MAX) break
       if (cell.touched) {
         cell.touched = false
-        cells.delete(cell.key)
-        cells.set(cell.key, cell)
+        cells.delete(cell)
+        cells.add(cell)
       } else if (cell.idle) {
         passivate(cell, "resident-cap")
       }
@@ -227,7 +227,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
       const pending = cell.handle(envelope)
       return pending === undefined ? state : pending.then(() => state)
     }, `e${++actorNames}`)
-    cells.set(cell.key, cell)
+    cells.add(cell)
     let ofType = byTypeAndId.get(cell.type)
     if (ofType === undefined) byTypeAndId.set(cell.type, (ofType = new Map()))
     ofType.set(id, cell)

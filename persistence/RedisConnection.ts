@@ -95,23 +95,34 @@ const baseOptions = (options: RedisConnectionOptions): RedisOptions => ({
   enableReadyCheck: true
 })
 
+/** The credentials and TLS of a node, as ioredis options (every node of a cluster shares the first's). */
+export const nodeAuth = (node: ParsedNode) => ({
+  ...(node.username === undefined ? {} : { username: node.username }),
+  ...(node.password === undefined ? {} : { password: node.password }),
+  ...(node.tls ? { tls: {} } : {})
+})
+
+/**
+ * The options every Redis Cluster client of shardfeed shares: writes and reads on masters, a
+ * bounded number of redirections, reconnection forever with a capped backoff.
+ */
+export const clusterBase = {
+  scaleReads: "master",
+  maxRedirections: 16,
+  clusterRetryStrategy: (times: number) => Math.min(100 * times, 1_000)
+} as const
+
 const createClient = (options: RedisConnectionOptions): RedisClient => {
   const urls = options.url.split(",").filter((part) => part.trim().length > 0)
   const nodes = urls.map(parseNode)
   const first = nodes[0]
   if (first === undefined) throw new Error("no Redis URL given")
-  const auth = {
-    username: first.username,
-    password: first.password,
-    ...(first.tls ? { tls: {} } : {})
-  }
+  const auth = nodeAuth(first)
   if (options.cluster === true || nodes.length > 1) {
     return new Cluster(nodes.map((node) => ({ host: node.host, port: node.port })), {
+      ...clusterBase,
       lazyConnect: true,
       enableOfflineQueue: false,
-      scaleReads: "master",
-      maxRedirections: 16,
-      clusterRetryStrategy: (times: number) => Math.min(100 * times, 1_000),
       // ioredis's cluster auto-pipelining rejects pipelines whose commands' slots fall into
       // different allocation groups of one node, so on a cluster every command goes on its own.
       enableAutoPipelining: false,

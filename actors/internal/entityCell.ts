@@ -98,7 +98,6 @@ const declaredOrInvalid = (cell: EntityCell, tag: string, cause: Cause.Cause<unk
 
 /** One entity activation. */
 export class EntityCell implements Participant {
-  readonly key: string
   readonly type: string
   readonly partition: string
   status: Lifecycle.State = "activating"
@@ -128,7 +127,6 @@ export class EntityCell implements Participant {
 
   constructor(readonly host: Host, readonly registered: Registered, readonly id: string, readonly shard: number, partition: string) {
     this.type = registered.behavior.entity.type
-    this.key = `${this.type}\u0000${id}`
     this.partition = partition
     this.lastActive = host.now()
     this.pendingView = this.pending.view(StoreView.direct(host.store, partition), host.storeConfig)

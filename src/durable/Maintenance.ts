@@ -274,6 +274,29 @@ export interface BroadcastOptions {
  * A task that sends one message (one way) to every entity a listing names, page by page: the
  * shape of retention sweeps and feed record compaction.
  */
+/** A page of a listing: ids after a cursor, and the next cursor (null at the end). */
+type Listing<E, R> = (cursor: string | undefined) => Effect.Effect<{ readonly ids: ReadonlyArray<string>; readonly cursor: string | null }, E, R>
+
+/**
+ * Runs `each` on the ids a listing names, page by page, in order, at most `max` of them (a
+ * larger listing is resumed by the next run from its start); answers how many it ran on.
+ */
+const forEachListed = <E, R, E2, R2>(list: Listing<E, R>, max: number, each: (id: string) => Effect.Effect<void, E2, R2>) =>
+  Effect.gen(function*() {
+    let cursor: string | undefined
+    let done = 0
+    // Bounded by `max` ids.
+    while (done < max) {
+      const page = yield* list(cursor)
+      const ids = page.ids.slice(0, max - done)
+      for (const id of ids) yield* each(id)
+      done += ids.length
+      if (page.cursor === null || page.ids.length === 0) break
+      cursor = page.cursor
+    }
+    return done
+  })
+
 export const broadcast = <Type extends string, Rpcs extends Rpc.Any, E, R>(options: {
   readonly id: string
   readonly schedule: Schedule
@@ -281,7 +304,7 @@ export const broadcast = <Type extends string, Rpcs extends Rpc.Any, E, R>(optio
   readonly tag: Rpcs["_tag"]
   readonly payload?: unknown
   /** A page of entity ids after `cursor` (undefined: from the start), and the next cursor (null at the end). */
-  readonly list: (cursor: string | undefined) => Effect.Effect<{ readonly ids: ReadonlyArray<string>; readonly cursor: string | null }, E, R>
+  readonly list: Listing<E, R>
   readonly description?: string | undefined
 } & BroadcastOptions): Task<R | Messenger> => ({
   id: options.id,
@@ -291,18 +314,7 @@ export const broadcast = <Type extends string, Rpcs extends Rpc.Any, E, R>(optio
     Effect.gen(function*() {
       const client = yield* EntityClient.make(options.entity)
       const send = client.send as unknown as (id: string, tag: string, payload?: unknown) => Effect.Effect<void>
-      const max = options.entitiesPerRunMax ?? 100_000
-      let cursor: string | undefined
-      let sent = 0
-      // Bounded by `max` entities: a listing larger than that is resumed by the next run from its start.
-      while (sent < max) {
-        const page = yield* options.list(cursor)
-        for (const id of page.ids) yield* send(id, options.tag, options.payload)
-        sent += page.ids.length
-        if (page.cursor === null || page.ids.length === 0) break
-        cursor = page.cursor
-      }
-      return sent
+      return yield* forEachListed(options.list, options.entitiesPerRunMax ?? 100_000, (id) => send(id, options.tag, options.payload))
     })
 })
 
@@ -369,26 +381,16 @@ export const searchMergeAll = (
   description: "merges the postings chunks of every search index thinned out by removals",
   run: () =>
     Effect.gen(function*() {
-      const max = options.indexesPerRunMax ?? 1_000
-      let cursor: string | undefined
       let merged = 0
-      let indexes = 0
+      let failures = 0
       const failed: Array<string> = []
-      // Bounded by `max` indexes; a larger listing is resumed by the next run from its start.
-      while (indexes < max) {
-        const page = yield* SearchEntity.listIndexes({ limit: Math.min(100, max - indexes), cursor })
-        for (const index of page.ids) {
-          // An index dropped since it was listed (a restore, say) is skipped.
-          const exit = yield* Effect.exit(mergeIndex(index, options.stepsMax).pipe(Effect.catchTag("IndexNotFound", () => Effect.succeed(0))))
+      const indexes = yield* forEachListed((cursor) => SearchEntity.listIndexes({ limit: 100, cursor }), options.indexesPerRunMax ?? 1_000, (index) =>
+        // An index dropped since it was listed (a restore, say) is skipped.
+        Effect.map(Effect.exit(mergeIndex(index, options.stepsMax).pipe(Effect.catchTag("IndexNotFound", () => Effect.succeed(0)))), (exit) => {
           if (Exit.isSuccess(exit)) merged += exit.value
-          else if (failed.length < 10) failed.push(`${index}: ${describe(exit.cause).slice(0, 200)}`)
-          else failed.push(index)
-        }
-        indexes += page.ids.length
-        if (page.cursor === null || page.ids.length === 0) break
-        cursor = page.cursor
-      }
-      if (failed.length > 0) return yield* Effect.fail(new Error(`merged ${merged} chunks; ${failed.length} of ${indexes} indexes failed: ${failed.slice(0, 10).join("; ")}`))
+          else if (failures++ < 10) failed.push(`${index}: ${describe(exit.cause).slice(0, 200)}`)
+        }))
+      if (failures > 0) return yield* Effect.fail(new Error(`merged ${merged} chunks; ${failures} of ${indexes} indexes failed: ${failed.join("; ")}`))
       return merged
     })
 })

@@ -30,7 +30,7 @@ import * as Feed from "../../src/feed/Feed.js"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { startRedis } from "../support/RedisServer.js"
-import { options, quantile, report, type Row } from "./report.js"
+import { median, options, report, type Row } from "./report.js"
 
 const PAYLOAD = "x".repeat(100)
 const FEEDS = 1_000
@@ -202,7 +202,6 @@ const durableSends = async (url: string, count: number) => {
   }
 }
 
-const median = (values: ReadonlyArray<number>) => quantile(values, 0.5)
 
 export const main = async (args: ReadonlyArray<string>): Promise<void> => {
   const flags = options(args)

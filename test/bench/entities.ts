@@ -27,7 +27,7 @@ import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { Counter, CounterBehavior } from "../../examples/entities/Counter.js"
 import * as LevelStore from "../../persistence/LevelStore.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
-import { options, quantile, report, type Row } from "./report.js"
+import { median, options, report, type Row } from "./report.js"
 
 /** Keeps `inFlight` calls running for `millis`; returns calls per second. */
 const drive = async (inFlight: number, millis: number, call: (i: number) => Promise<unknown>): Promise<number> => {
@@ -183,19 +183,19 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
         `effect/cluster ${rounded(figures.cluster.one)} / ${rounded(figures.cluster.spread)}`
     )
   }
-  const median = (pick: (run: (typeof runs)[number]) => number) => quantile(runs.map(pick), 0.5)
-  const nact = { one: median((run) => run.nact.one), spread: median((run) => run.nact.spread) }
+  const of = (pick: (run: (typeof runs)[number]) => number) => median(runs.map(pick))
+  const nact = { one: of((run) => run.nact.one), spread: of((run) => run.nact.spread) }
   const ours = {
-    one: median((run) => run.ours.one),
-    spread: median((run) => run.ours.spread),
-    oneEffect: median((run) => run.ours.oneEffect),
-    spreadEffect: median((run) => run.ours.spreadEffect),
-    peerOne: median((run) => run.ours.peerOne),
-    peerSpread: median((run) => run.ours.peerSpread)
+    one: of((run) => run.ours.one),
+    spread: of((run) => run.ours.spread),
+    oneEffect: of((run) => run.ours.oneEffect),
+    spreadEffect: of((run) => run.ours.spreadEffect),
+    peerOne: of((run) => run.ours.peerOne),
+    peerSpread: of((run) => run.ours.peerSpread)
   }
-  const persisted = median((run) => run.persisted)
-  const rawLevel = median((run) => run.rawLevel)
-  const cluster = { one: median((run) => run.cluster.one), spread: median((run) => run.cluster.spread) }
+  const persisted = of((run) => run.persisted)
+  const rawLevel = of((run) => run.rawLevel)
+  const cluster = { one: of((run) => run.cluster.one), spread: of((run) => run.cluster.spread) }
   const rows: Array<Row> = [
     { name: "ask round trips, one entity (Promise)", value: ours.one, unit: "asks/s", baseline: "raw nact query", ratio: ours.one / nact.one, target: ">= 0.7x" },
     { name: "ask round trips, one entity (Effect)", value: ours.oneEffect, unit: "asks/s", baseline: "raw nact query", ratio: ours.oneEffect / nact.one, target: ">= 0.7x" },

@@ -50,6 +50,9 @@ export const quantile = (values: ReadonlyArray<number>, q: number): number => {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
 }
 
+/** The median of a list of numbers (of rounds, say). */
+export const median = (values: ReadonlyArray<number>): number => quantile(values, 0.5)
+
 /** Parses `--name value` options. */
 export const options = (args: ReadonlyArray<string>): Record<string, string> => {
   const out: Record<string, string> = {}

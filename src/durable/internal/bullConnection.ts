@@ -12,7 +12,7 @@
  */
 import type { ConnectionOptions, RedisClient } from "bullmq"
 import { Cluster } from "ioredis"
-import { describeError, type ParsedNode, parseNode, redactUrl } from "../../../persistence/RedisConnection.js"
+import { clusterBase, describeError, nodeAuth, type ParsedNode, parseNode, redactUrl } from "../../../persistence/RedisConnection.js"
 import { InvalidArgument } from "../../../persistence/StoreError.js"
 import { DurableUnavailable } from "../DurableError.js"
 import { type Command, commands } from "./durableScripts.js"
@@ -70,17 +70,11 @@ export const checkSlotPrefix = (parsed: ParsedUrl, prefix: string, field: string
     ? new InvalidArgument({ field, message: `on a Redis Cluster BullMQ needs a prefix with a hash tag, such as {${prefix}}: its producers must use it too` })
     : undefined
 
-const auth = (node: ParsedNode) => ({
-  ...(node.username === undefined ? {} : { username: node.username }),
-  ...(node.password === undefined ? {} : { password: node.password }),
-  ...(node.tls ? { tls: {} } : {})
-})
-
 const base = (node: ParsedNode, options: BullConnectionOptions) => ({
   host: node.host,
   port: node.port,
   db: node.db,
-  ...auth(node),
+  ...nodeAuth(node),
   connectTimeout: options.connectTimeoutMillis ?? 2_000,
   // Reconnect forever with a capped backoff, so work resumes as soon as Redis returns.
   retryStrategy: (times: number) => Math.min(50 * times, 1_000)
@@ -148,11 +142,9 @@ export const connect = (parsed: ParsedUrl, options: BullConnectionOptions, kind:
   const { host: _host, port: _port, db: _db, retryStrategy: _retry, ...redisOptions } = base(first, options)
   const { enableOfflineQueue: _offline, ...nodeExtra } = extra
   const cluster = new Cluster(parsed.nodes.map((node) => ({ host: node.host, port: node.port })), {
-    scaleReads: "master",
-    maxRedirections: 16,
+    ...clusterBase,
     enableOfflineQueue: extra.enableOfflineQueue,
     enableAutoPipelining: "enableAutoPipelining" in extra,
-    clusterRetryStrategy: (times: number) => Math.min(100 * times, 1_000),
     redisOptions: { ...redisOptions, ...nodeExtra }
   })
   // Errors surface through the commands that fail.
