@@ -52,6 +52,13 @@ export interface DurableConfig {
   readonly payloadBytesMax: number
   /** Sends combined into one round of Redis calls (default 500, at most 512); more wait for the next one. */
   readonly sendBatchMax: number
+  /**
+   * How often a consuming process sweeps the lanes no message was claimed from for that long
+   * (default 60 s; 0: never). A worker that crashed between finishing a message and releasing it
+   * from its entity's lane left the lane to the entity's next message; the sweep drops such
+   * finished heads, deletes the lanes they emptied and wakes a parked message behind them.
+   */
+  readonly laneSweepEveryMillis: number
   /** Whether this process also handles durable messages (default true); false: it only sends. */
   readonly consume: boolean
 }
@@ -73,6 +80,7 @@ export const defaults: DurableConfig = {
   deadLettersPerTypeMax: 100_000,
   payloadBytesMax: 1024 * 1024,
   sendBatchMax: 500,
+  laneSweepEveryMillis: 60_000,
   consume: true
 }
 
@@ -103,7 +111,10 @@ export const validate = (partial: Partial<DurableConfig> = {}): Effect.Effect<Du
     integer(config, "failedJobsKept", 0, 10_000_000) ??
     integer(config, "deadLettersPerTypeMax", 1, 100_000_000) ??
     integer(config, "payloadBytesMax", 1, 64 * 1024 * 1024) ??
-    integer(config, "sendBatchMax", 1, 512)
+    integer(config, "sendBatchMax", 1, 512) ??
+    (config.laneSweepEveryMillis === 0 || integer(config, "laneSweepEveryMillis", 1_000, 86_400_000) === undefined
+      ? undefined
+      : new InvalidArgument({ field: "laneSweepEveryMillis", message: "must be 0 (never) or an integer from 1000 to 86400000" }))
   if (bad !== undefined) return Effect.fail(bad)
   if (config.backoffMaxMillis < config.backoffBaseMillis) {
     return Effect.fail(new InvalidArgument({ field: "backoffMaxMillis", message: "must not be below backoffBaseMillis" }))

@@ -75,6 +75,12 @@ export interface DurableMessagesShape {
   readonly entityType: (name: string) => AnyEntityType | undefined
   /** The queue's Redis side (dead letters use it). */
   readonly queue: DurableQueue.DurableQueue
+  /**
+   * Sweeps the lanes now instead of waiting for the next period (`laneSweepEveryMillis`); lanes
+   * claimed since `staleBefore` (ms since the epoch; default one period ago) are left alone. Fails
+   * with `DurableUnavailable` in a process that does not consume.
+   */
+  readonly sweepLanes: (staleBefore?: number) => Effect.Effect<Consumer.LaneSweep, DurableUnavailable>
 }
 
 /** The durable messages service tag. */
@@ -234,8 +240,9 @@ export const make = (options: DurableOptions): Effect.Effect<DurableMessagesShap
         deliverTo(messenger, message, decoded.value, config.deliveryTimeoutMillis, resolve)
       })
 
+    let consumer: Consumer.Consumer | undefined
     if (config.consume) {
-      yield* Effect.acquireRelease(
+      consumer = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () =>
             Consumer.start(queue, {
@@ -280,7 +287,13 @@ export const make = (options: DurableOptions): Effect.Effect<DurableMessagesShap
       catch: unavailable("stats")
     })
 
-    return { config, send, sendTo, sendToPromise, sendEncoded, events: Stream.fromPubSub(events), stats, entityType: lookup, queue }
+    const running = consumer
+    const sweepLanes = (staleBefore?: number) =>
+      running === undefined
+        ? Effect.fail(new DurableUnavailable({ operation: "sweep", message: "this process does not consume durable messages" }))
+        : Effect.tryPromise({ try: () => running.sweepLanes(staleBefore), catch: unavailable("sweep") })
+
+    return { config, send, sendTo, sendToPromise, sendEncoded, events: Stream.fromPubSub(events), stats, entityType: lookup, queue, sweepLanes }
   })
 
 /** Delivers one decoded message through the messenger and reports its outcome. */

@@ -8,6 +8,8 @@
  *   <q>:sf:l:<type>:<entity>   ZSET  the entity's lane: unfinished message (job) ids, scored by arrival
  *   <q>:sf:m:<type>:<entity>   HASH  the lane's meta: `seq` (arrival counter), `head` and `starts`
  *                                     (attempts begun on the head), `retryAt`, `p:<job>` (parked)
+ *   <q>:sf:lanes               ZSET  the open-lane registry: lane ids (`<type>:<entity>`) by the
+ *                                     time of their last claim (ms); the sweep reads it
  *   <q>:sf:dl:data             HASH  dead-letter id -> JSON record
  *   <q>:sf:dl:all              ZSET  dead-letter ids by dead-letter sequence (listing, all types)
  *   <q>:sf:dl:t:<type>         ZSET  dead-letter ids of one entity type by sequence
@@ -39,8 +41,8 @@ export interface DurableKeys {
   readonly deadLetterType: (type: string) => string
   readonly deadLetterSequence: string
   readonly lease: string
-  /** The SCAN pattern of every lane of the queue. */
-  readonly lanePattern: string
+  /** The open-lane registry (lane id -> ms of its last claim). */
+  readonly openLanes: string
 }
 
 /** The keys of queue `queue` under BullMQ prefix `prefix`. */
@@ -59,6 +61,6 @@ export const make = (prefix: string, queue: string): DurableKeys => {
     deadLetterType: (type) => `${own}dl:t:${type}`,
     deadLetterSequence: `${own}dl:seq`,
     lease: `${own}lease`,
-    lanePattern: `${own}l:*`
+    openLanes: `${own}lanes`
   }
 }

@@ -30,6 +30,8 @@ import * as EntityClient from "../../actors/EntityClient.js"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { defaults, RuntimeConfig } from "../../actors/RuntimeConfig.js"
 import * as LevelStore from "../../persistence/LevelStore.js"
+import * as MemoryStore from "../../persistence/MemoryStore.js"
+import * as DurableMessages from "../../src/durable/DurableMessages.js"
 import * as Feed from "../../src/feed/Feed.js"
 import { tempDir } from "../support/tempDir.js"
 import { durableNode, Ledger, testPrefix } from "./support.js"
@@ -183,6 +185,27 @@ const suite = (name: string, target: () => Target) => describe(name, () => {
       console.log(`durable crash: ${repeats} notes handled twice (a kill between handling and completion)`)
     } finally {
       await reader.dispose()
+    }
+
+    // A kill between a completion and its release leaves a lane naming a finished message; once
+    // everything is handled, a sweep leaves no lane and nothing in the open-lane registry.
+    const sweeper = ManagedRuntime.make(durableNode({ url, prefix, stores: MemoryStore.layer, config: { laneSweepEveryMillis: 0 } }))
+    try {
+      const after = await sweeper.runPromise(Effect.gen(function*() {
+        const durable = yield* DurableMessages.DurableMessages
+        const swept = yield* durable.sweepLanes(Date.now())
+        const { client, keys } = durable.queue
+        return yield* Effect.promise(async () => {
+          let lanes = 0
+          for (let i = 0; i < entities; i++) lanes += (await client.zcard(keys.lane("ledger", `e${i}`))) + (await client.hexists(keys.laneMeta("ledger", `e${i}`), "seq"))
+          return { swept, lanes, registered: await client.zcard(keys.openLanes) }
+        })
+      }))
+      console.log(`durable crash: the sweep dropped ${after.swept.dropped} finished heads and deleted ${after.swept.emptied} lanes left by the kills`)
+      assert.equal(after.lanes, 0, "no lane is left")
+      assert.equal(after.registered, 0, "the open-lane registry is empty")
+    } finally {
+      await sweeper.dispose()
     }
   }, 240_000)
 

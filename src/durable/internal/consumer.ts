@@ -16,6 +16,7 @@ import { Job, UnrecoverableError, Worker } from "bullmq"
 import { backoffMillis, type DurableConfig } from "../DurableConfig.js"
 import * as Bull from "./bullConnection.js"
 import type { DeadLetterRecord, DurableQueue, MessageData, NewHead } from "./durableQueue.js"
+import { BATCH_MAX } from "./durableScripts.js"
 
 /** The outcome of one delivery. */
 export type Delivery =
@@ -32,8 +33,28 @@ export interface ConsumerHooks {
   readonly log: (message: string) => void
 }
 
+/** What one lane sweep did. */
+export interface LaneSweep {
+  /** Lanes looked at (each at most once per sweep). */
+  readonly lanes: number
+  /** Finished heads dropped from their lanes. */
+  readonly dropped: number
+  /** Lanes left empty, deleted. */
+  readonly emptied: number
+  /** Parked heads woken. */
+  readonly promoted: number
+  /** Heads BullMQ failed by itself, moved to the dead letters. */
+  readonly deadLettered: number
+}
+
 /** A running consumer. */
 export interface Consumer {
+  /**
+   * Sweeps the lanes no message was claimed from since `staleBefore` (default: one sweep period
+   * ago): see `DurableConfig.laneSweepEveryMillis`. Bounded: `SWEEP_STEPS_MAX` steps of
+   * `BATCH_MAX` lanes; what is left waits for the next sweep.
+   */
+  readonly sweepLanes: (staleBefore?: number) => Promise<LaneSweep>
   readonly close: () => Promise<void>
 }
 
@@ -53,6 +74,8 @@ const ERROR_TEXT_MAX = 1_000
 const LOCK_CHUNK = 1_000
 /** Pause after a failed fetch (Redis away) before the next one. */
 const FETCH_RETRY_MILLIS = 1_000
+/** Steps of one lane sweep at most (each looks at up to `BATCH_MAX` lanes). */
+const SWEEP_STEPS_MAX = 100
 
 /**
  * A message waiting here for its lane's head. It is registered *before* its claim is sent, so a
@@ -330,15 +353,56 @@ export const start = async (durable: DurableQueue, hooks: ConsumerHooks): Promis
       if (lost.length > 0) hooks.log(`lost the locks of ${lost.length} durable messages; another worker may take them over`)
     }
   }
+  // ------------------------------------------------------------------ the lane sweep
+
+  const sweepLanes = async (staleBefore = Date.now() - config.laneSweepEveryMillis): Promise<LaneSweep> => {
+    let lanes = 0
+    let dropped = 0
+    let emptied = 0
+    let promoted = 0
+    let deadLettered = 0
+    for (let step = 0; step < SWEEP_STEPS_MAX && !closing; step++) {
+      const found = await durable.sweep(staleBefore, BATCH_MAX)
+      lanes += found.lanes.length
+      dropped += found.dropped
+      // A live head is BullMQ's to deliver (a message waiting for it in a process looks again
+      // within a second); a parked one sleeps until woken or its delay ends, so it is woken.
+      for (const { verdict, head } of found.lanes) {
+        if (verdict === "Emptied") emptied++
+        else if (verdict === "Parked" && await durable.promote(head)) promoted++
+        else if (verdict === "FailedHead") {
+          await deadLetterFailedHead(head)
+          deadLettered++
+        }
+      }
+      // Every lane looked at left the stale range (deleted, or registered again with now).
+      if (found.lanes.length < BATCH_MAX) break
+    }
+    if (dropped + promoted + deadLettered > 0) {
+      hooks.log(`lane sweep: ${dropped} finished heads dropped, ${emptied} lanes deleted, ${promoted} parked heads woken, ${deadLettered} failed heads dead-lettered`)
+    }
+    return { lanes, dropped, emptied, promoted, deadLettered }
+  }
+
   await Bull.orClose(worker.startStalledCheckTimer(), worker, release)
   const lockTimer = setInterval(() => {
     extendLocks().catch((error: unknown) => hooks.log(`extending locks failed: ${Bull.translate("extend locks", error).message}`))
   }, Math.max(100, Math.floor(config.lockDurationMillis / 2)))
+  let sweeping = false
+  const sweepTimer = config.laneSweepEveryMillis === 0 ? undefined : setInterval(() => {
+    if (sweeping) return
+    sweeping = true
+    sweepLanes().catch((error: unknown) => hooks.log(`sweeping lanes failed: ${Bull.translate("sweep", error).message}`)).finally(() => {
+      sweeping = false
+    })
+  }, config.laneSweepEveryMillis)
   const pumping = pump()
 
   return {
+    sweepLanes,
     close: async () => {
       closing = true
+      clearInterval(sweepTimer)
       for (const ofLane of [...waiters.values()]) {
         for (const waiter of [...ofLane.values()]) {
           waiter.woken = true

@@ -41,6 +41,18 @@ export interface Sent {
 /** A claim's verdict and a lane's new head (see `laneOps.ts`). */
 export type { Claim, NewHead } from "./laneOps.js"
 
+/** What one sweep step found, lane by lane. */
+export interface SweepStep {
+  readonly lanes: ReadonlyArray<{
+    readonly lane: string
+    /** `Emptied`: deleted; `Parked`: its head sleeps (promote it); `FailedHead`: BullMQ failed it (dead-letter it); `Live`: left alone. */
+    readonly verdict: "Emptied" | "Parked" | "FailedHead" | "Live"
+    readonly head: string
+  }>
+  /** Finished heads dropped from their lanes. */
+  readonly dropped: number
+}
+
 /** One dead letter as stored (and as the HTTP API lists it). */
 export interface DeadLetterRecord {
   readonly id: string
@@ -77,6 +89,11 @@ export interface DurableQueue {
   readonly release: (message: MessageData, jobId: string, done: (head: NewHead) => void, failed: (error: unknown) => void) => void
   readonly noteRetry: (message: MessageData, jobId: string, retryAt: number) => Promise<void>
   readonly deadLetter: (message: MessageData, record: DeadLetterRecord) => Promise<NewHead & { readonly dropped: number }>
+  /**
+   * One step of the lane sweep: up to `limit` lanes no claim touched since `staleBefore` (ms since
+   * the epoch), their finished heads dropped (see the `sweep-3` script).
+   */
+  readonly sweep: (staleBefore: number, limit: number) => Promise<SweepStep>
   readonly deadLetterPage: (type: string | undefined, after: number, limit: number) => Promise<ReadonlyArray<{ readonly sequence: number; readonly record: DeadLetterRecord }>>
   readonly deadLetterGet: (id: string) => Promise<DeadLetterRecord | undefined>
   readonly deadLetterTake: (id: string) => Promise<DeadLetterRecord | undefined>
@@ -205,15 +222,35 @@ const open = async (
       }
     },
     deadLetter: async (message, record) => {
-      const [head, parked, dropped] = await Bull.run(client, "sfDeadLetter-6", [
+      const [head, parked, dropped] = await Bull.run(client, "sfDeadLetter-7", [
         keys.lane(message.t, message.e),
         keys.laneMeta(message.t, message.e),
         keys.deadLetterData,
         keys.deadLetterType(message.t),
         keys.deadLetterAll,
-        keys.deadLetterSequence
-      ], [record.id, JSON.stringify(record), config.deadLettersPerTypeMax]) as [string, number, number]
+        keys.deadLetterSequence,
+        keys.openLanes
+      ], [record.id, JSON.stringify(record), config.deadLettersPerTypeMax, keys.laneId(message.t, message.e)]) as [string, number, number]
       return { head, parked: parked === 1, dropped }
+    },
+    sweep: async (staleBefore, limit) => {
+      const flat = await Bull.run(client, "sfSweep-3", [keys.openLanes, keys.failed, keys.deadLetterData], [
+        keys.ownPrefix,
+        keys.jobPrefix,
+        staleBefore,
+        Date.now(),
+        limit
+      ]) as ReadonlyArray<string | number>
+      const lanes: Array<SweepStep["lanes"][number]> = []
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const verdict = String(flat[i + 1])
+        lanes.push({
+          lane: String(flat[i]),
+          verdict: verdict === "" ? "Emptied" : verdict.startsWith("p") ? "Parked" : verdict.startsWith("f") ? "FailedHead" : "Live",
+          head: verdict.slice(1)
+        })
+      }
+      return { lanes, dropped: Number(flat[flat.length - 1] ?? 0) }
     },
     deadLetterPage,
     deadLetterGet,

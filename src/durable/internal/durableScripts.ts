@@ -45,16 +45,19 @@ return registered
 `
 
 /**
- * claim-2: asks whether each message may be delivered now, registering it if its sender crashed
+ * claim-3: asks whether each message may be delivered now, registering it if its sender crashed
  * before linking it. Heads that BullMQ already finished are dropped from the lane on the way (the
- * completion's release may not have run: a crash, or it is still in flight).
+ * completion's release may not have run: a crash, or it is still in flight). Each lane claimed is
+ * (re)registered in the open-lane registry with the time of the claim, which the sweep reads.
  *
  * KEYS[1]              dead-letter data HASH
  * KEYS[2]              BullMQ's failed ZSET of the queue
+ * KEYS[3]              the open-lane registry ZSET (lane id -> ms of its last claim)
  * ARGV[1]              this module's key prefix (`<prefix>:<queue>:sf:`)
  * ARGV[2]              BullMQ job key prefix
- * ARGV[3i], ARGV[3i+1], ARGV[3i+2]  lane id, job id, and 1 to mark the message parked if it must
- *                      wait (else 0), of item i (i = 1..n)
+ * ARGV[3]              now (ms since the epoch)
+ * ARGV[3i+1], ARGV[3i+2], ARGV[3i+3]  lane id, job id, and 1 to mark the message parked if it
+ *                      must wait (else 0), of item i (i = 1..n)
  *
  * Returns one value per item (flat, cheap to decode):
  *   starts (integer >= 1)     RUN: the message heads its lane; attempts begun on it, this one included
@@ -63,15 +66,16 @@ return registered
  *   'f<head>'                 FAILED_HEAD: BullMQ failed `head` by itself (stall limit); dead-letter it first
  */
 export const claim = `
-local dead, failed, own, prefix = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local dead, failed, open, own, prefix, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3]
 local out = {}
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local lane, meta = own .. 'l:' .. ARGV[i], own .. 'm:' .. ARGV[i]
   local job, park = ARGV[i + 1], ARGV[i + 2]
   local result
   if redis.call('HEXISTS', dead, job) == 1 then
     result = -1
   else
+    redis.call('ZADD', open, now, ARGV[i])
     if not redis.call('ZSCORE', lane, job) then
       redis.call('ZADD', lane, redis.call('HINCRBY', meta, 'seq', 1), job)
     end
@@ -115,17 +119,19 @@ return out
 `
 
 /**
- * release-1: removes finished messages from their lanes and names each lane's new head.
+ * release-2: removes finished messages from their lanes and names each lane's new head.
  *
  * KEYS[1]              the dead-letter data HASH (declared for the slot; lane keys come from ARGV[1])
+ * KEYS[2]              the open-lane registry ZSET
  * ARGV[1]              this module's key prefix (`<prefix>:<queue>:sf:`)
  * ARGV[2i], ARGV[2i+1]  lane id and job id of item i (BullMQ has finished the job)
  *
- * Returns one string per item: '' when the lane emptied (the lane and its meta are then deleted),
- * else 'p<head>' if the new head is parked (its releaser should promote it) or 'h<head>'.
+ * Returns one string per item: '' when the lane emptied (the lane and its meta are then deleted,
+ * and it leaves the registry), else 'p<head>' if the new head is parked (its releaser should
+ * promote it) or 'h<head>'.
  */
 export const release = `
-local own = ARGV[1]
+local open, own = KEYS[2], ARGV[1]
 local out = {}
 for i = 2, #ARGV, 2 do
   local lane, meta, job = own .. 'l:' .. ARGV[i], own .. 'm:' .. ARGV[i], ARGV[i + 1]
@@ -134,6 +140,7 @@ for i = 2, #ARGV, 2 do
   local head = redis.call('ZRANGE', lane, 0, 0)[1]
   if head == nil then
     redis.call('DEL', lane, meta)
+    redis.call('ZREM', open, ARGV[i])
     out[#out + 1] = ''
   elseif redis.call('HEXISTS', meta, 'p:' .. head) == 1 then
     out[#out + 1] = 'p' .. head
@@ -145,7 +152,7 @@ return out
 `
 
 /**
- * deadLetter-6: moves a message out of its lane into the dead letters of its type, and names the
+ * deadLetter-7: moves a message out of its lane into the dead letters of its type, and names the
  * lane's new head (as release does). Past the per-type bound the oldest dead letters are dropped.
  *
  * KEYS[1], KEYS[2]  lane ZSET and lane meta HASH
@@ -153,15 +160,17 @@ return out
  * KEYS[4]           the type's dead-letter ZSET
  * KEYS[5]           all dead letters ZSET
  * KEYS[6]           dead-letter sequence
+ * KEYS[7]           the open-lane registry ZSET
  * ARGV[1]           job id (the dead letter's id)
  * ARGV[2]           the dead letter's JSON record
  * ARGV[3]           dead letters kept per type
+ * ARGV[4]           the lane id (`<type>:<entity>`)
  *
  * Returns {newHead, parked, dropped}: as release, plus how many old dead letters were dropped.
  */
 export const deadLetter = `
-local lane, meta, data, byType, all, sequence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local job, record, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local lane, meta, data, byType, all, sequence, open = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local job, record, keep, laneId = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 redis.call('ZREM', lane, job)
 redis.call('HDEL', meta, 'p:' .. job)
 local dropped = 0
@@ -184,9 +193,71 @@ end
 local head = redis.call('ZRANGE', lane, 0, 0)[1]
 if head == nil then
   redis.call('DEL', lane, meta)
+  redis.call('ZREM', open, laneId)
   return {'', 0, dropped}
 end
 return {head, redis.call('HEXISTS', meta, 'p:' .. head), dropped}
+`
+
+/**
+ * sweep-3: looks at lanes no claim touched since `staleBefore`, oldest first, and drops the heads
+ * BullMQ has finished (a worker crashed between finishing a message and releasing it, so nothing
+ * else would). A lane left empty is deleted and leaves the registry; any other lane is registered
+ * again with `now`, so one pass looks at each lane once.
+ *
+ * KEYS[1]  the open-lane registry ZSET (lane id -> ms of its last claim)
+ * KEYS[2]  BullMQ's failed ZSET of the queue
+ * KEYS[3]  dead-letter data HASH
+ * ARGV[1]  this module's key prefix (`<prefix>:<queue>:sf:`)
+ * ARGV[2]  BullMQ job key prefix
+ * ARGV[3]  look at lanes last claimed at or before this time (ms since the epoch)
+ * ARGV[4]  now (ms since the epoch)
+ * ARGV[5]  lanes to look at, at most (1 to ${BATCH_MAX})
+ *
+ * Returns a flat array: lane id, verdict, lane id, verdict, ... where the verdict is '' (the lane
+ * emptied and was deleted), 'p<head>' (its head sleeps parked: promote it), 'f<head>' (BullMQ
+ * failed the head by itself: dead-letter it) or 'h<head>' (a live head, left alone), with the
+ * number of finished heads dropped after the last pair.
+ */
+export const sweep = `
+local open, failed, dead, own, prefix = KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]
+local now, limit = ARGV[4], math.min(tonumber(ARGV[5]), ${BATCH_MAX})
+local ids = redis.call('ZRANGEBYSCORE', open, '-inf', ARGV[3], 'LIMIT', 0, limit)
+local out = {}
+local dropped = 0
+for _, id in ipairs(ids) do
+  local lane, meta = own .. 'l:' .. id, own .. 'm:' .. id
+  local verdict
+  for step = 1, ${BATCH_MAX} do
+    local head = redis.call('ZRANGE', lane, 0, 0)[1]
+    if head == nil then
+      redis.call('DEL', lane, meta)
+      redis.call('ZREM', open, id)
+      verdict = ''
+      break
+    end
+    local headKey = prefix .. head
+    local finished = redis.call('EXISTS', headKey) == 0 or redis.call('HEXISTS', headKey, 'finishedOn') == 1
+    if finished and redis.call('ZSCORE', failed, head) and redis.call('HEXISTS', dead, head) == 0 then
+      verdict = 'f' .. head
+      break
+    end
+    if not finished then
+      if redis.call('HEXISTS', meta, 'p:' .. head) == 1 then verdict = 'p' .. head else verdict = 'h' .. head end
+      break
+    end
+    redis.call('ZREM', lane, head)
+    redis.call('HDEL', meta, 'p:' .. head)
+    dropped = dropped + 1
+  end
+  -- The step bound reached: the rest waits for the next pass.
+  if verdict == nil then verdict = 'h' end
+  if verdict ~= '' then redis.call('ZADD', open, now, id) end
+  out[#out + 1] = id
+  out[#out + 1] = verdict
+end
+out[#out + 1] = dropped
+return out
 `
 
 /**
@@ -285,9 +356,10 @@ return 0
 /** The scripts by command name: the name carries the key count, as BullMQ's file names do. */
 export const commands = {
   "sfLink-1": link,
-  "sfClaim-2": claim,
-  "sfRelease-1": release,
-  "sfDeadLetter-6": deadLetter,
+  "sfClaim-3": claim,
+  "sfRelease-2": release,
+  "sfDeadLetter-7": deadLetter,
+  "sfSweep-3": sweep,
   "sfDeadLetterPage-2": deadLetterPage,
   "sfDeadLetterTake-3": deadLetterTake,
   "sfLeaseAcquire-1": leaseAcquire,

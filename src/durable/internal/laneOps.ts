@@ -60,7 +60,7 @@ export class LaneOps {
 
   constructor(private readonly client: RedisClient, private readonly keys: DurableKeys, private readonly waitingMax: number) {}
 
-  /** Claims a message (see the `claim-2` script). */
+  /** Claims a message (see the `claim-3` script). */
   claim(laneId: string, jobId: string, park: boolean): Promise<Claim> {
     if (this.waiting >= this.waitingMax) return Promise.reject(new BatcherFull(`more than ${this.waitingMax} lane operations waiting`))
     this.waiting++
@@ -102,9 +102,9 @@ export class LaneOps {
       if (this.claims.length > 0 || this.releases.length > 0) this.schedule()
     }
     if (claims.length > 0) {
-      const args: Array<string | number> = [this.keys.ownPrefix, this.keys.jobPrefix]
+      const args: Array<string | number> = [this.keys.ownPrefix, this.keys.jobPrefix, Date.now()]
       for (const claim of claims) args.push(claim.laneId, claim.jobId, claim.park ? 1 : 0)
-      Bull.run(this.client, "sfClaim-2", [this.keys.deadLetterData, this.keys.failed], args).then((values) => {
+      Bull.run(this.client, "sfClaim-3", [this.keys.deadLetterData, this.keys.failed, this.keys.openLanes], args).then((values) => {
         this.waiting -= claims.length
         settled()
         ;(values as ReadonlyArray<number | string>).forEach((value, i) => claims[i]!.resolve(decodeClaim(value)))
@@ -117,7 +117,7 @@ export class LaneOps {
     if (releases.length > 0) {
       const args: Array<string | number> = [this.keys.ownPrefix]
       for (const release of releases) args.push(release.laneId, release.jobId)
-      Bull.run(this.client, "sfRelease-1", [this.keys.deadLetterData], args).then((values) => {
+      Bull.run(this.client, "sfRelease-2", [this.keys.deadLetterData, this.keys.openLanes], args).then((values) => {
         this.waiting -= releases.length
         settled()
         ;(values as ReadonlyArray<string>).forEach((value, i) => releases[i]!.done(decodeHead(value)))
