@@ -153,15 +153,20 @@ const open = async (
   const tag = randomBytes(6).toString("hex")
   let counter = 0
 
+  /** The link of jobs into their messages' lanes, in batch order. */
+  const linkArgs = (messages: ReadonlyArray<Outgoing>, jobIds: ReadonlyArray<string>, only?: (i: number) => boolean) => {
+    const args: Array<string | number> = [keys.ownPrefix, keys.jobPrefix]
+    for (let i = 0; i < messages.length; i++) if (only === undefined || only(i)) args.push(keys.laneId(messages[i]!.t, messages[i]!.e), jobIds[i]!)
+    return args
+  }
+
   const sendBatch = async (messages: ReadonlyArray<Outgoing>): Promise<ReadonlyArray<Sent>> => {
     const ids = messages.map(() => `${tag}-${(counter++).toString(36)}`)
-    // The jobs, then the link of the new ones into their lanes in batch order (arrival order),
-    // sent back to back on one connection, so Redis runs them in that order. A send is
+    // The jobs, then their link into their lanes in batch order (arrival order). A send is
     // acknowledged only once both succeeded: a crash in between leaves an unacknowledged message
     // unlinked, which its consumer registers at the end of its lane (nothing was promised about
-    // its order). A duplicate's generated id never became a job, and the link script skips it.
-    // (No MULTI or pipeline object: ioredis copies every script of the client onto each one,
-    // which costs more than the writes they would save.)
+    // its order). (No MULTI or pipeline object: ioredis copies every script of the client onto
+    // each one, which costs more than the writes they would save.)
     const added: Array<Promise<string>> = []
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i]!
@@ -172,19 +177,25 @@ const open = async (
       }, ids[i]!)
       added.push(queue.backend.addJobToTransaction(client, job.asJSON(), ids[i]!))
     }
-    const link: Array<string | number> = [keys.ownPrefix, keys.jobPrefix]
-    for (let i = 0; i < messages.length; i++) link.push(keys.laneId(messages[i]!.t, messages[i]!.e), ids[i]!)
-    // `addJobToTransaction` on a client writes its command before it first awaits, so the adds
-    // are on the wire, in order, before this link.
-    const [results] = await Promise.all([Promise.all(added), Bull.run(client, "sfLink-1", [keys.deadLetterData], link)])
+    if (parsed.cluster) {
+      // A Redis Cluster client does not promise issue order (it queues, redirects and retries
+      // commands on its own schedule): a link sent right behind the adds could run before a job
+      // exists and skip it, and the entity's later messages would overtake it (the crash test
+      // caught a message linked behind later ones). So the link waits for the adds, and links
+      // new jobs and duplicates at once.
+      const results = (await Promise.all(added)).map(String)
+      await Bull.run(client, "sfLink-1", [keys.deadLetterData], linkArgs(messages, results))
+      return messages.map((_, i): Sent => ({ id: results[i]!, duplicate: results[i] !== ids[i] }))
+    }
+    // One connection to one Redis: `addJobToTransaction` writes its command before it first
+    // awaits, so the adds are on the wire, in order, before this link, and Redis runs them so.
+    // A duplicate's generated id never became a job, and the link script skips it.
+    const [results] = await Promise.all([Promise.all(added), Bull.run(client, "sfLink-1", [keys.deadLetterData], linkArgs(messages, ids))])
     const sent = messages.map((_, i): Sent => ({ id: String(results[i]), duplicate: String(results[i]) !== ids[i] }))
     // A duplicate is acknowledged as stored, so its first send's job must hold its place before
     // this send returns: if that sender crashed between its add and its link, the job is linked
     // now (a no-op for a job linked or finished already, the usual case).
-    const duplicates: Array<string | number> = [keys.ownPrefix, keys.jobPrefix]
-    sent.forEach((one, i) => {
-      if (one.duplicate) duplicates.push(keys.laneId(messages[i]!.t, messages[i]!.e), one.id)
-    })
+    const duplicates = linkArgs(messages, sent.map((one) => one.id), (i) => sent[i]!.duplicate)
     if (duplicates.length > 2) await Bull.run(client, "sfLink-1", [keys.deadLetterData], duplicates)
     return sent
   }
