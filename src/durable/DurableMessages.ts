@@ -240,37 +240,34 @@ export const make = (options: DurableOptions): Effect.Effect<DurableMessagesShap
         deliverTo(messenger, message, decoded.value, config.deliveryTimeoutMillis, resolve)
       })
 
-    let consumer: Consumer.Consumer | undefined
-    if (config.consume) {
-      consumer = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: () =>
-            Consumer.start(queue, {
-              deliver,
-              delivered: (type, outcome) => deliveryCounters.of(type)[outcome](),
-              parked: recorder.counter(DurableMetrics.parked, {}),
-              deadLettered: (record, dropped) => {
-                recorder.add(DurableMetrics.deadLetters, { type: record.type })
-                if (dropped > 0) recorder.add(DurableMetrics.deadLettersDropped, { type: record.type }, dropped)
-                PubSub.publishUnsafe(events, {
-                  _tag: "DeadLettered" as const,
-                  id: record.id,
-                  type: record.type,
-                  entity: record.entity,
-                  message: record.message._tag,
-                  attempts: record.attempts,
-                  error: record.error
-                })
-              },
-              log: (text) => {
-                Effect.runFork(Effect.logWarning(text))
-              }
-            }),
-          catch: unavailable("consume")
-        }),
-        (consumer) => Effect.promise(() => consumer.close().catch(() => undefined))
-      )
-    }
+    const consumer = !config.consume ? undefined : yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () =>
+          Consumer.start(queue, {
+            deliver,
+            delivered: (type, outcome) => deliveryCounters.of(type)[outcome](),
+            parked: recorder.counter(DurableMetrics.parked, {}),
+            deadLettered: (record, dropped) => {
+              recorder.add(DurableMetrics.deadLetters, { type: record.type })
+              if (dropped > 0) recorder.add(DurableMetrics.deadLettersDropped, { type: record.type }, dropped)
+              PubSub.publishUnsafe(events, {
+                _tag: "DeadLettered" as const,
+                id: record.id,
+                type: record.type,
+                entity: record.entity,
+                message: record.message._tag,
+                attempts: record.attempts,
+                error: record.error
+              })
+            },
+            log: (text) => {
+              Effect.runFork(Effect.logWarning(text))
+            }
+          }),
+        catch: unavailable("consume")
+      }),
+      (consumer) => Effect.promise(() => consumer.close().catch(() => undefined))
+    )
 
     const stats = Effect.tryPromise({
       try: async () => {
@@ -287,11 +284,10 @@ export const make = (options: DurableOptions): Effect.Effect<DurableMessagesShap
       catch: unavailable("stats")
     })
 
-    const running = consumer
     const sweepLanes = (staleBefore?: number) =>
-      running === undefined
+      consumer === undefined
         ? Effect.fail(new DurableUnavailable({ operation: "sweep", message: "this process does not consume durable messages" }))
-        : Effect.tryPromise({ try: () => running.sweepLanes(staleBefore), catch: unavailable("sweep") })
+        : Effect.tryPromise({ try: () => consumer.sweepLanes(staleBefore), catch: unavailable("sweep") })
 
     return { config, send, sendTo, sendToPromise, sendEncoded, events: Stream.fromPubSub(events), stats, entityType: lookup, queue, sweepLanes }
   })

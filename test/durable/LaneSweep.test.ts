@@ -9,7 +9,6 @@
  * job BullMQ already completed and removed. Live and failed heads are real BullMQ jobs of the
  * queue. The sweep's timer is off; the test runs sweeps itself.
  */
-import { Queue } from "bullmq"
 import { Redis } from "ioredis"
 import { Effect, Layer } from "effect"
 import { strict as assert } from "node:assert"
@@ -18,7 +17,6 @@ import * as EntityClient from "../../actors/EntityClient.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
 import * as DeadLetters from "../../src/durable/DeadLetters.js"
 import * as DurableConfig from "../../src/durable/DurableConfig.js"
-import * as DurableKeys from "../../src/durable/durableKeys.js"
 import * as DurableMessages from "../../src/durable/DurableMessages.js"
 import { durableNode, eventually, Ledger, testPrefix } from "./support.js"
 
@@ -31,31 +29,32 @@ const run = <A, E>(layer: Layer.Layer<any, any>, effect: Effect.Effect<A, E, any
 
 const notesOf = (id: string) => Effect.flatMap(EntityClient.make(Ledger), (ledgers) => ledgers.ask(id, "Notes"))
 
-const withRedis = <A>(f: (redis: Redis) => Promise<A>) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => new Redis(url, { lazyConnect: false })),
-    (redis) => Effect.promise(() => f(redis)),
-    (redis) => Effect.sync(() => redis.disconnect())
-  )
+/**
+ * A node of its own (random prefix) for one test: the durable service (whose `queue` gives the
+ * BullMQ queue and the key names) and a plain Redis connection to lay out what a crash leaves.
+ */
+const inNode = <A>(label: string, extra: Partial<DurableConfig.DurableConfig>, test: (durable: DurableMessages.DurableMessagesShape, redis: Redis) => Effect.Effect<A, unknown, any>) =>
+  run(durableNode({ url, prefix: testPrefix(label), stores: MemoryStore.layer, config: { ...config, ...extra } }), Effect.gen(function*() {
+    const durable = yield* DurableMessages.DurableMessages
+    const redis = yield* Effect.acquireRelease(Effect.sync(() => new Redis(url)), (redis) => Effect.sync(() => redis.disconnect()))
+    return yield* test(durable, redis)
+  }))
 
 describe("lane sweep", () => {
-  it("drops finished heads left by a crash, deletes emptied lanes, wakes a parked message, and leaves fresh and live lanes alone", async () => {
-    const prefix = testPrefix("sweep")
-    const keys = DurableKeys.make(prefix, DurableConfig.defaults.queueName)
-    const queue = new Queue(DurableConfig.defaults.queueName, { connection: { host: new URL(url).hostname, port: Number(new URL(url).port) }, prefix })
-    try {
-      await run(durableNode({ url, prefix, stores: MemoryStore.layer, config }), Effect.gen(function*() {
-        const durable = yield* DurableMessages.DurableMessages
+  it("drops finished heads left by a crash, deletes emptied lanes, wakes a parked message, and leaves fresh and live lanes alone", () =>
+    inNode("sweep", {}, (durable, redis) =>
+      Effect.gen(function*() {
+        const { keys, queue } = durable.queue
         const ledgers = yield* DurableMessages.client(Ledger)
 
         // Normal traffic: every lane is released and leaves the registry.
         for (let seq = 1; seq <= 3; seq++) yield* ledgers.send("a", "Note", { seq })
         yield* eventually("a holds three notes", Effect.map(notesOf("a"), (notes) => notes.length === 3))
-        yield* eventually("the registry is empty after normal traffic", withRedis(async (redis) => (await redis.zcard(keys.openLanes)) === 0))
-        assert.equal(yield* withRedis((redis) => redis.exists(keys.lane("ledger", "a"), keys.laneMeta("ledger", "a"))), 0, "a's lane was deleted")
+        yield* eventually("the registry is empty after normal traffic", Effect.promise(async () => (await redis.zcard(keys.openLanes)) === 0))
+        assert.equal(yield* Effect.promise(() => redis.exists(keys.lane("ledger", "a"), keys.laneMeta("ledger", "a"))), 0, "a's lane was deleted")
 
         const old = Date.now() - HOUR
-        yield* withRedis(async (redis) => {
+        yield* Effect.promise(async () => {
           // x: a crash's leftover alone in its lane.
           await redis.zadd(keys.lane("ledger", "x"), 1, "gone-x")
           await redis.hset(keys.laneMeta("ledger", "x"), { seq: 1, head: "gone-x", starts: 1 })
@@ -76,7 +75,7 @@ describe("lane sweep", () => {
 
         const first = yield* durable.sweepLanes(Date.now() - 60_000)
         assert.deepEqual(first, { lanes: 3, dropped: 2, emptied: 1, promoted: 1, deadLettered: 0 }, "x, y and w looked at; z is too recent")
-        yield* withRedis(async (redis) => {
+        yield* Effect.promise(async () => {
           assert.equal(await redis.exists(keys.lane("ledger", "x"), keys.laneMeta("ledger", "x")), 0, "x's emptied lane was deleted")
           assert.equal(await redis.zscore(keys.openLanes, "ledger:x"), null, "x left the registry")
           assert.deepEqual(await redis.zrange(keys.lane("ledger", "z"), "0", "-1"), ["gone-z"], "z was left alone")
@@ -86,32 +85,24 @@ describe("lane sweep", () => {
         // The parked message was woken: delivered now, not in an hour.
         yield* eventually("y's parked note is delivered", Effect.map(notesOf("y"), (notes) => notes.length === 1))
         assert.deepEqual(yield* notesOf("y"), [7])
-        yield* eventually("y's lane is released", withRedis(async (redis) => (await redis.exists(keys.lane("ledger", "y"))) === 0))
+        yield* eventually("y's lane is released", Effect.promise(async () => (await redis.exists(keys.lane("ledger", "y"))) === 0))
 
         // A sweep right after finds nothing stale; one that counts everything as stale takes z.
         assert.deepEqual(yield* durable.sweepLanes(Date.now() - 60_000), { lanes: 0, dropped: 0, emptied: 0, promoted: 0, deadLettered: 0 })
         const all = yield* durable.sweepLanes(Date.now())
         assert.equal(all.dropped, 1, "z's finished head dropped")
         assert.equal(all.emptied, 1, "z's lane deleted")
-        yield* withRedis(async (redis) => {
+        yield* Effect.promise(async () => {
           assert.equal(await redis.exists(keys.lane("ledger", "z")), 0)
           assert.deepEqual(await redis.zrange(keys.lane("ledger", "w"), "0", "-1"), ["live-w"], "w's live head is never dropped")
         })
-      }))
-    } finally {
-      await queue.obliterate({ force: true }).catch(() => undefined)
-      await queue.close()
-    }
-  })
+      })))
 
-  it("moves a head that BullMQ failed by itself to the dead letters, and the lane moves on", async () => {
-    const prefix = testPrefix("sweep-failed")
-    const keys = DurableKeys.make(prefix, DurableConfig.defaults.queueName)
-    const queue = new Queue(DurableConfig.defaults.queueName, { connection: { host: new URL(url).hostname, port: Number(new URL(url).port) }, prefix })
-    try {
-      await run(durableNode({ url, prefix, stores: MemoryStore.layer, config }), Effect.gen(function*() {
-        const durable = yield* DurableMessages.DurableMessages
-        yield* withRedis(async (redis) => {
+  it("moves a head that BullMQ failed by itself to the dead letters, and the lane moves on", () =>
+    inNode("sweep-failed", {}, (durable, redis) =>
+      Effect.gen(function*() {
+        const { keys, queue } = durable.queue
+        yield* Effect.promise(async () => {
           // BullMQ's stall limit failed `stalled-f` while its lane still named it: its hash is
           // finished and it is in the failed set, as BullMQ leaves such a job.
           await queue.add("ledger", { t: "ledger", e: "f", m: "Note", p: { seq: 1 } }, { jobId: "stalled-f", delay: HOUR })
@@ -128,23 +119,14 @@ describe("lane sweep", () => {
         const deadLetters = yield* DeadLetters.DeadLetters
         const page = yield* deadLetters.list({ type: "ledger" })
         assert.deepEqual(page.items.map((item) => [item.id, item.entity, item.error]), [["stalled-f", "f", "job stalled more than allowable limit"]])
-        yield* withRedis(async (redis) => {
+        yield* Effect.promise(async () => {
           assert.equal(await redis.exists(keys.lane("ledger", "f")), 0, "the lane emptied and was deleted")
           assert.equal(await redis.zscore(keys.openLanes, "ledger:f"), null)
         })
-      }))
-    } finally {
-      await queue.obliterate({ force: true }).catch(() => undefined)
-      await queue.close()
-    }
-  })
+      })))
 
   it("is refused in a process that only sends", async () => {
-    const prefix = testPrefix("sweep-send")
-    const exit = await run(durableNode({ url, prefix, stores: MemoryStore.layer, config: { ...config, consume: false } }), Effect.gen(function*() {
-      const durable = yield* DurableMessages.DurableMessages
-      return yield* Effect.flip(durable.sweepLanes())
-    }))
+    const exit = await inNode("sweep-send", { consume: false }, (durable) => Effect.flip(durable.sweepLanes()))
     assert.equal(exit._tag, "DurableUnavailable")
   })
 
