@@ -194,6 +194,8 @@ const removePostings = (operation: Operation, removals: Removals): Effect.Effect
     const keys = sealed.map(([id, first]) => Layout.chunkKey(id, first))
     const chunks = yield* readMany(operation.view, namespaces.postings, keys)
     const positions = yield* readMany(operation.view, namespaces.positions, keys)
+    // Terms left with a chunk under half full, worth merging with its neighbours (`mergeChunks`): marked once each.
+    const thinned = new Set<TermState>()
     sealed.forEach(([id, first], j) => {
       const state = operation.terms.get(id)!
       const chunk = chunks[j]
@@ -208,15 +210,25 @@ const removePostings = (operation: Operation, removals: Removals): Effect.Effect
       }
       operation.writes.put(namespaces.postings, keys[j]!, builder.chunk())
       if (state.text) operation.writes.put(namespaces.positions, keys[j]!, builder.positionsRecord()!)
-      // A chunk left under half full is worth merging with its neighbours (`mergeChunks`).
-      if (builder.count < THIN_POSTINGS) operation.writes.put(namespaces.thin, state.key, EMPTY)
+      if (builder.count < THIN_POSTINGS) thinned.add(state)
     })
+    for (const state of thinned) operation.writes.put(namespaces.thin, state.key, EMPTY)
     for (const [id, chunks] of removals) {
       const state = operation.terms.get(id)!
       const inTail = chunks.get(state.tailFirst)
       if (inTail !== undefined && state.tailFirst !== 0) removeFromTail(state, inTail)
     }
   })
+
+/** The forward records of documents that must have one (a missing one is a defect), with their keys. */
+const readForwards = (operation: Operation, docs: ReadonlyArray<number>) => {
+  const keys = docs.map(Layout.numberKey)
+  return Effect.map(readMany(operation.view, operation.context.namespaces.forward, keys), (stored) =>
+    docs.map((doc, i) => {
+      if (stored[i] === undefined) throw new Error(`search index: missing forward record of doc ${doc}`)
+      return { doc, key: keys[i]!, forward: Layout.decodeForward(doc, stored[i]!) }
+    }))
+}
 
 /**
  * Removes documents by doc number: postings, numeric values and forward records, and their
@@ -226,12 +238,8 @@ const removeDocs = (operation: Operation, docs: ReadonlyArray<number>): Effect.E
   Effect.gen(function*() {
     if (docs.length === 0) return
     const { namespaces } = operation.context
-    const keys = docs.map(Layout.numberKey)
-    const stored = yield* readMany(operation.view, namespaces.forward, keys)
-    const forwards = docs.map((doc, i): readonly [number, Layout.Forward] => {
-      if (stored[i] === undefined) throw new Error(`search index: missing forward record of doc ${doc}`)
-      return [doc, Layout.decodeForward(doc, stored[i]!)]
-    })
+    const read = yield* readForwards(operation, docs)
+    const forwards = read.map(({ doc, forward }) => [doc, forward] as const)
     const numbers: Array<readonly [number, number, number | undefined]> = []
     for (const [doc, forward] of forwards) {
       for (const [field, length] of forward.lengths) {
@@ -243,7 +251,7 @@ const removeDocs = (operation: Operation, docs: ReadonlyArray<number>): Effect.E
     }
     yield* removePostings(operation, groupRemovals(forwards))
     yield* setNumbers(operation, numbers)
-    for (const key of keys) operation.writes.delete(namespaces.forward, key)
+    for (const { key } of read) operation.writes.delete(namespaces.forward, key)
     operation.meta.docs -= docs.length
   })
 
@@ -537,21 +545,15 @@ const mergePage = (
 }
 
 /** Rewrites the forward records of moved postings to name their new chunks. */
-const rewriteForwards = (operation: Operation, moves: Map<number, Map<string, number>>): Effect.Effect<void, ReadError> => {
-  const { namespaces } = operation.context
-  const docs = [...moves.keys()]
-  const keys = docs.map(Layout.numberKey)
-  return Effect.map(readMany(operation.view, namespaces.forward, keys), (stored) => {
-    docs.forEach((doc, i) => {
-      if (stored[i] === undefined) throw new Error(`search index: missing forward record of doc ${doc}`)
-      const forward = Layout.decodeForward(doc, stored[i]!)
+const rewriteForwards = (operation: Operation, moves: Map<number, Map<string, number>>): Effect.Effect<void, ReadError> =>
+  Effect.map(readForwards(operation, [...moves.keys()]), (forwards) => {
+    for (const { doc, key, forward } of forwards) {
       const changed = moves.get(doc)!
-      operation.writes.put(namespaces.forward, keys[i]!, Layout.encodeForward(doc, forward, forward.terms.length, (write) => {
-        for (const [key, chunk] of forward.terms) write(key, changed.get(latin1(key)) ?? chunk)
+      operation.writes.put(operation.context.namespaces.forward, key, Layout.encodeForward(doc, forward, forward.terms.length, (write) => {
+        for (const [term, chunk] of forward.terms) write(term, changed.get(latin1(term)) ?? chunk)
       }))
-    })
+    }
   })
-}
 
 /**
  * One bounded step of merging: for the terms marked thin by removals, in key order, merges runs
@@ -574,6 +576,8 @@ export const mergeChunks = (
     const marked = yield* view.scan(namespaces.thin, { limit: termsMax })
     if (marked.length === 0) return { merged: 0, more: false }
     const operation = yield* begin(context, view)
+    // Every marked term's entry in one read; a term the budget does not reach stays unchanged.
+    yield* loadTerms(operation, marked.map(({ key }) => fromUtf8(key)))
     const moves = new Map<number, Map<string, number>>()
     let read = 0
     let moved = 0
@@ -583,7 +587,6 @@ export const mergeChunks = (
     for (const { key, value } of marked) {
       if (read >= chunksMax || moved >= movedMax) break
       const id = fromUtf8(key)
-      yield* loadTerms(operation, [id])
       const state = operation.terms.get(id)!
       const prefix = Layout.chunkPrefix(id)
       let from = value.length === 8 ? Layout.decodeNumber(value) : 0
