@@ -14,6 +14,7 @@
  * outcome per call, in order (`Feed`'s `Append`/`AppendBatches`, `SortedSet`'s requests/`Batch`).
  */
 import { Effect, Exit } from "effect"
+import { failureOf } from "./EntityClient.js"
 import { EntityUnavailable, MailboxFull } from "./EntityError.js"
 import type { MessengerShape } from "./Messenger.js"
 
@@ -72,11 +73,7 @@ export class Coalescer<In, Out> {
   /** The same as a Promise, rejected with the call's error. */
   promise(id: string, input: In): Promise<Out> {
     return new Promise<Out>((resolve, reject) => {
-      this.submit(id, input, (exit) => {
-        if (Exit.isSuccess(exit)) return resolve(exit.value)
-        const reason = exit.cause.reasons[0]
-        reject(reason?._tag === "Fail" ? reason.error : reason?._tag === "Die" ? reason.defect : new Error("interrupted"))
-      })
+      this.submit(id, input, (exit) => (Exit.isSuccess(exit) ? resolve(exit.value) : reject(failureOf(exit))))
     })
   }
 

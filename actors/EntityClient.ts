@@ -86,7 +86,8 @@ export const fromMessenger = <Type extends string, Rpcs extends Rpc.Any>(
   }
 }
 
-const failureOf = (exit: Exit.Failure<unknown, unknown>): unknown => {
+/** What a Promise facade rejects with for a failed exit: its first error or defect. */
+export const failureOf = (exit: Exit.Failure<unknown, unknown>): unknown => {
   for (const reason of exit.cause.reasons) {
     if (reason._tag === "Fail") return reason.error
     if (reason._tag === "Die") return reason.defect

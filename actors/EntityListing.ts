@@ -7,7 +7,7 @@
  * every shard. Reads committed data only.
  */
 import { Effect } from "effect"
-import { prefixSuccessor, toBytes } from "../persistence/internal/bytes.js"
+import { compare, concat, fromBytes, prefixSuccessor, toBytes } from "../persistence/internal/bytes.js"
 import { KeyValueStore } from "../persistence/KeyValueStore.js"
 import { InvalidArgument, type ReadError } from "../persistence/StoreError.js"
 import { RuntimeConfig } from "./RuntimeConfig.js"
@@ -32,7 +32,7 @@ export interface Page {
 /** Records read per store scan at least. */
 const SCAN_PAGE = 256
 
-const compareUtf8 = (left: string, right: string) => Buffer.compare(Buffer.from(left), Buffer.from(right))
+const NUL = new Uint8Array(1)
 
 /**
  * The ids of entities of `type` holding their one record of `namespace` (and, with
@@ -60,7 +60,8 @@ export const list = (
     const scoped = `${type}.${namespace}`
     const prefix = toBytes(options.prefix ?? "")
     const end = prefixSuccessor(prefix)
-    let best: Array<string> = []
+    // The best ids so far as UTF-8 bytes (the keys without their 0x00), compared as they are.
+    let best: Array<Uint8Array> = []
     const afterKey = after === undefined ? undefined : toBytes(`${after}\u0000`)
     const start = afterKey !== undefined && Buffer.compare(afterKey, prefix) >= 0 ? { gt: afterKey } : { gte: prefix }
     // Records are read in pages of at least SCAN_PAGE, whatever `limit`, so records that `keep`
@@ -73,16 +74,14 @@ export const list = (
       // page yields `limit` ids, nothing later in this shard can rank among the first `limit`.
       for (;;) {
         const worst = best.length === limit ? best[best.length - 1] : undefined
-        const upper = worst !== undefined ? { lt: toBytes(`${worst}\u0000`) } : end === undefined ? {} : { lt: end }
+        const upper = worst !== undefined ? { lt: concat([worst, NUL]) } : end === undefined ? {} : { lt: end }
         const entries = yield* store.scan(partitionOf(shard), scoped, { ...lower, ...upper, limit: page })
-        const ids = entries
-          .filter((entry) => keep(entry.value))
-          .map((entry) => Buffer.from(entry.key.subarray(0, entry.key.length - 1)).toString("utf8"))
-        if (ids.length > 0) best = [...best, ...ids].sort(compareUtf8).slice(0, limit)
+        const ids = entries.filter((entry) => keep(entry.value)).map((entry) => entry.key.subarray(0, entry.key.length - 1))
+        if (ids.length > 0) best = [...best, ...ids].sort(compare).slice(0, limit)
         if (entries.length < page || ids.length >= limit) break
         lower = { gt: entries[entries.length - 1]!.key }
       }
     }
     const last = best[best.length - 1]
-    return { ids: best, cursor: best.length === limit && last !== undefined ? Buffer.from(last).toString("base64url") : null }
+    return { ids: best.map(fromBytes), cursor: best.length === limit && last !== undefined ? Buffer.from(last).toString("base64url") : null }
   })

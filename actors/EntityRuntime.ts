@@ -180,22 +180,16 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     }
   }
 
-  const residentByType = new Map<string, number>()
-  const countResident = (type: string, delta: number) => {
-    const count = (residentByType.get(type) ?? 0) + delta
-    residentByType.set(type, count)
-    metrics.active(type, count)
-  }
-
   const passivate = (cell: EntityCell, reason: "idle" | "resident-cap" | "shard-stopped") => {
     cell.moveTo("passivating")
     cells.delete(cell)
-    byTypeAndId.get(cell.type)?.delete(cell.id)
+    const ofType = byTypeAndId.get(cell.type)
+    ofType?.delete(cell.id)
     byShard.get(cell.shard)?.delete(cell)
     stop(cell.actor as Parameters<typeof stop>[0])
     cell.moveTo("stopped")
     mailboxDepth -= cell.queued
-    countResident(cell.type, -1)
+    metrics.active(cell.type, ofType?.size ?? 0)
     PubSub.publishUnsafe(events, { _tag: "Passivated", type: cell.type, id: cell.id, reason })
   }
 
@@ -237,7 +231,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
       byShard.set(shard, shardCells)
     }
     shardCells.add(cell)
-    countResident(cell.type, 1)
+    metrics.active(cell.type, ofType.size)
     return cell
   }
 
@@ -376,7 +370,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     owned: () => owned,
     holdings: () => holdings.snapshot(),
     events: Stream.fromPubSub(events),
-    stats: () => ({ resident: cells.size, residentByType: new Map(residentByType), mailboxDepth, ownedShards: owned.size, asksInFlight: tracker.size }),
+    stats: () => ({ resident: cells.size, residentByType: new Map(Array.from(byTypeAndId, ([type, ofType]) => [type, ofType.size] as const)), mailboxDepth, ownedShards: owned.size, asksInFlight: tracker.size }),
     shardOf: (type, id) => shardOf(type, id, config.shardCount),
     entityType: (name) => registry.get(name)?.behavior.entity
   }

@@ -270,10 +270,6 @@ export interface BroadcastOptions {
   readonly entitiesPerRunMax?: number | undefined
 }
 
-/**
- * A task that sends one message (one way) to every entity a listing names, page by page: the
- * shape of retention sweeps and feed record compaction.
- */
 /** A page of a listing: ids after a cursor, and the next cursor (null at the end). */
 type Listing<E, R> = (cursor: string | undefined) => Effect.Effect<{ readonly ids: ReadonlyArray<string>; readonly cursor: string | null }, E, R>
 
@@ -297,6 +293,10 @@ const forEachListed = <E, R, E2, R2>(list: Listing<E, R>, max: number, each: (id
     return done
   })
 
+/**
+ * A task that sends one message (one way) to every entity a listing names, page by page: the
+ * shape of retention sweeps and feed record compaction.
+ */
 export const broadcast = <Type extends string, Rpcs extends Rpc.Any, E, R>(options: {
   readonly id: string
   readonly schedule: Schedule
@@ -384,7 +384,8 @@ export const searchMergeAll = (
       let merged = 0
       let failures = 0
       const failed: Array<string> = []
-      const indexes = yield* forEachListed((cursor) => SearchEntity.listIndexes({ limit: 100, cursor }), options.indexesPerRunMax ?? 1_000, (index) =>
+      const indexesMax = options.indexesPerRunMax ?? 1_000
+      const indexes = yield* forEachListed((cursor) => SearchEntity.listIndexes({ limit: Math.max(1, Math.min(1_000, indexesMax)), cursor }), indexesMax, (index) =>
         // An index dropped since it was listed (a restore, say) is skipped.
         Effect.map(Effect.exit(mergeIndex(index, options.stepsMax).pipe(Effect.catchTag("IndexNotFound", () => Effect.succeed(0)))), (exit) => {
           if (Exit.isSuccess(exit)) merged += exit.value
