@@ -3,12 +3,12 @@
  * for TLS, or several comma-separated URLs for a Redis Cluster), with every critical option set
  * explicitly, errors translated in one place, and passwords never printed.
  *
- * The Redis store and the Redis shard coordinator use this module; ioredis is imported nowhere
- * else. It does not define key names or scripts: each user of a connection does.
+ * The Redis store, the Redis shard coordinator and BullMQ's cluster connections use this
+ * module; ioredis is imported nowhere else. It does not define key names or scripts: each user of a connection does.
  */
 import { Context, Effect, Layer, type Scope } from "effect"
 import { Cluster, Redis } from "ioredis"
-import type { RedisOptions } from "ioredis"
+import type { ClusterOptions, RedisOptions } from "ioredis"
 import { StoreUnavailable } from "./StoreError.js"
 
 /** How to reach Redis and how long to wait for it. */
@@ -102,25 +102,29 @@ export const nodeAuth = (node: ParsedNode) => ({
   ...(node.tls ? { tls: {} } : {})
 })
 
+/** The nodes a URL names: one, or the comma-separated seed nodes of a Redis Cluster (throws on a malformed one). */
+export const parseNodes = (url: string): ReadonlyArray<ParsedNode> => url.split(",").filter((part) => part.trim().length > 0).map(parseNode)
+
 /**
- * The options every Redis Cluster client of shardfeed shares: writes and reads on masters, a
- * bounded number of redirections, reconnection forever with a capped backoff.
+ * A Redis Cluster client on seed `nodes` with the options every cluster client of shardfeed
+ * shares (writes and reads on masters, a bounded number of redirections, reconnection forever
+ * with a capped backoff) and the caller's own (offline queue, pipelining, node options).
  */
-export const clusterBase = {
-  scaleReads: "master",
-  maxRedirections: 16,
-  clusterRetryStrategy: (times: number) => Math.min(100 * times, 1_000)
-} as const
+export const clusterClient = (nodes: ReadonlyArray<ParsedNode>, options: ClusterOptions): Cluster =>
+  new Cluster(nodes.map((node) => ({ host: node.host, port: node.port })), {
+    scaleReads: "master",
+    maxRedirections: 16,
+    clusterRetryStrategy: (times: number) => Math.min(100 * times, 1_000),
+    ...options
+  })
 
 const createClient = (options: RedisConnectionOptions): RedisClient => {
-  const urls = options.url.split(",").filter((part) => part.trim().length > 0)
-  const nodes = urls.map(parseNode)
+  const nodes = parseNodes(options.url)
   const first = nodes[0]
   if (first === undefined) throw new Error("no Redis URL given")
   const auth = nodeAuth(first)
   if (options.cluster === true || nodes.length > 1) {
-    return new Cluster(nodes.map((node) => ({ host: node.host, port: node.port })), {
-      ...clusterBase,
+    return clusterClient(nodes, {
       lazyConnect: true,
       enableOfflineQueue: false,
       // ioredis's cluster auto-pipelining rejects pipelines whose commands' slots fall into

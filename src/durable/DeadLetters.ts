@@ -128,9 +128,8 @@ export const layer = (options: DeadLetterOptions): Layer.Layer<DeadLetters, Dura
       const validated = yield* DurableConfig.validate({ ...options.config, consume: false })
       const parsed = Bull.parseUrl(options.url)
       if (parsed instanceof InvalidArgument) return yield* Effect.fail(parsed)
-      const config = { ...validated, prefix: Bull.slotPrefix(parsed, validated.prefix) }
       const queue = yield* Effect.acquireRelease(
-        Effect.tryPromise({ try: () => DurableQueue.openWithin(config, options, parsed), catch: unavailable("connect") }),
+        Effect.tryPromise({ try: () => DurableQueue.openWithin(validated, options, parsed), catch: unavailable("connect") }),
         (opened) => Effect.promise(() => opened.close().catch(() => undefined))
       )
       return make(queue)

@@ -141,7 +141,6 @@ export const make = (options: DurableOptions): Effect.Effect<DurableMessagesShap
     const validated = yield* DurableConfig.validate(options.config)
     const parsed = Bull.parseUrl(options.url)
     if (parsed instanceof InvalidArgument) return yield* Effect.fail(parsed)
-    const config = { ...validated, prefix: Bull.slotPrefix(parsed, validated.prefix) }
     const messenger = yield* Messenger
     const runtime = yield* Effect.serviceOption(EntityRuntime)
     const context = yield* Effect.context<never>()
@@ -153,9 +152,11 @@ export const make = (options: DurableOptions): Effect.Effect<DurableMessagesShap
     const codecs = new Codecs()
 
     const queue = yield* Effect.acquireRelease(
-      Effect.tryPromise({ try: () => DurableQueue.openWithin(config, options, parsed), catch: unavailable("connect") }),
+      Effect.tryPromise({ try: () => DurableQueue.openWithin(validated, options, parsed), catch: unavailable("connect") }),
       (opened) => Effect.promise(() => opened.close().catch(() => undefined))
     )
+    // The settings as the queue uses them (on a Redis Cluster, the prefix carries its hash tag).
+    const config = queue.config
 
     const sentCounters = new DurableMetrics.Counters((type: string) => ({
       sent: recorder.counter(DurableMetrics.sends, { type, outcome: "sent" }),

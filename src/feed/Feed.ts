@@ -139,7 +139,7 @@ interface WireItem {
 /** Items in one coalesced append message at most (a single call of more still goes alone). */
 const COALESCED_ITEMS_MAX = 10_000
 /** Appends that may wait behind the one in flight to one feed. */
-export const APPENDS_WAITING_MAX = 4_096
+const APPENDS_WAITING_MAX = 4_096
 
 /**
  * The appender of a feed type over a messenger, shared by every client of the process: appends

@@ -11,8 +11,7 @@
  * of a queue must then hash to one slot, so the key prefix carries a hash tag (`slotPrefix`).
  */
 import type { ConnectionOptions, RedisClient } from "bullmq"
-import { Cluster } from "ioredis"
-import { clusterBase, describeError, nodeAuth, type ParsedNode, parseNode, redactUrl } from "../../../persistence/RedisConnection.js"
+import { clusterClient, describeError, nodeAuth, type ParsedNode, parseNodes, redactUrl } from "../../../persistence/RedisConnection.js"
 import { InvalidArgument } from "../../../persistence/StoreError.js"
 import { DurableUnavailable } from "../DurableError.js"
 import { type Command, commands } from "./durableScripts.js"
@@ -36,7 +35,7 @@ export interface ParsedUrl {
 /** Parses a Redis URL (a comma-separated list is a Redis Cluster), or names what is wrong with it (without its password). */
 export const parseUrl = (url: string): ParsedUrl | InvalidArgument => {
   try {
-    const nodes = url.split(",").filter((part) => part.trim().length > 0).map(parseNode)
+    const nodes = parseNodes(url)
     if (nodes.length === 0) return new InvalidArgument({ field: "redis", message: "no Redis URL given" })
     if (nodes.length > 1 && nodes.some((node) => node.db !== 0)) {
       return new InvalidArgument({ field: "redis", message: `${redactUrl(url)}: a Redis Cluster has only database 0` })
@@ -70,14 +69,10 @@ export const checkSlotPrefix = (parsed: ParsedUrl, prefix: string, field: string
     ? new InvalidArgument({ field, message: `on a Redis Cluster BullMQ needs a prefix with a hash tag, such as {${prefix}}: its producers must use it too` })
     : undefined
 
-const base = (node: ParsedNode, options: BullConnectionOptions) => ({
-  host: node.host,
-  port: node.port,
-  db: node.db,
+/** What every connection to a node needs: its credentials and the connect timeout. */
+const nodeOptions = (node: ParsedNode, options: BullConnectionOptions) => ({
   ...nodeAuth(node),
-  connectTimeout: options.connectTimeoutMillis ?? 2_000,
-  // Reconnect forever with a capped backoff, so work resumes as soon as Redis returns.
-  retryStrategy: (times: number) => Math.min(50 * times, 1_000)
+  connectTimeout: options.connectTimeoutMillis ?? 2_000
 })
 
 /** What a kind of connection needs on top of the base options. */
@@ -135,16 +130,27 @@ const nothing = () => Promise.resolve()
 export const connect = (parsed: ParsedUrl, options: BullConnectionOptions, kind: Kind): Connection => {
   const extra = KINDS[kind](options)
   const first = parsed.nodes[0]!
-  if (!parsed.cluster) return { connection: { ...base(first, options), ...extra }, release: nothing }
+  if (!parsed.cluster) {
+    return {
+      connection: {
+        host: first.host,
+        port: first.port,
+        db: first.db,
+        ...nodeOptions(first, options),
+        // Reconnect forever with a capped backoff, so work resumes as soon as Redis returns.
+        retryStrategy: (times: number) => Math.min(50 * times, 1_000),
+        ...extra
+      },
+      release: nothing
+    }
+  }
   // The cluster client reconnects and queues by its own options (ioredis overrides the nodes'
   // `retryStrategy` and offline queue), so those are set at its level only.
-  const { host: _host, port: _port, db: _db, retryStrategy: _retry, ...redisOptions } = base(first, options)
-  const { enableOfflineQueue: _offline, ...nodeExtra } = extra
-  const cluster = new Cluster(parsed.nodes.map((node) => ({ host: node.host, port: node.port })), {
-    ...clusterBase,
-    enableOfflineQueue: extra.enableOfflineQueue,
+  const { enableOfflineQueue, ...nodeExtra } = extra
+  const cluster = clusterClient(parsed.nodes, {
+    enableOfflineQueue,
     enableAutoPipelining: "enableAutoPipelining" in extra,
-    redisOptions: { ...redisOptions, ...nodeExtra }
+    redisOptions: { ...nodeOptions(first, options), ...nodeExtra }
   })
   // Errors surface through the commands that fail.
   cluster.on("error", () => undefined)

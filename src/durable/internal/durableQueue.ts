@@ -134,7 +134,7 @@ const makeQueue = (config: DurableConfig, producer: Bull.Connection) => {
 
 /**
  * Waits for the producer queue's connection and defines the scripts; `close` closes the queue
- * and releases the connection. A failure closes and releases them before it is thrown.
+ * and releases the connection (`openWithin` does both when opening fails).
  */
 const open = async (
   config: DurableConfig,
@@ -146,7 +146,7 @@ const open = async (
   const keys = DurableKeys.make(config.prefix, config.queueName)
   const options = jobOptions(config)
   const { release } = producer
-  const client = await Bull.orClose(queue.backend.client, queue, release)
+  const client = await queue.backend.client
   Bull.defineScripts(client)
   // A process tag makes job ids unique across processes without a round trip; the `-` keeps them
   // from looking like integers, which BullMQ refuses as custom ids.
@@ -284,8 +284,13 @@ const open = async (
   }
 }
 
-/** Opens the queue, or fails within a bound (BullMQ itself would wait for Redis forever). */
-export const openWithin = async (config: DurableConfig, options: Bull.BullConnectionOptions, parsed: Bull.ParsedUrl): Promise<DurableQueue> => {
+/**
+ * Opens the queue, or fails within a bound (BullMQ itself would wait for Redis forever). On a
+ * Redis Cluster the prefix gets its hash tag here (`Bull.slotPrefix`): the queue's `config`
+ * holds the prefix as used.
+ */
+export const openWithin = async (validated: DurableConfig, options: Bull.BullConnectionOptions, parsed: Bull.ParsedUrl): Promise<DurableQueue> => {
+  const config = { ...validated, prefix: Bull.slotPrefix(parsed, validated.prefix) }
   const limit = (options.connectTimeoutMillis ?? 2_000) * 5
   let timer: NodeJS.Timeout | undefined
   const producer = Bull.connect(parsed, options, "producer")
