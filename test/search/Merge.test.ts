@@ -29,8 +29,8 @@ import { CHUNK_POSTINGS_MAX } from "../../src/search/internal/postings.js"
 import { mergeChunks, THIN_POSTINGS } from "../../src/search/internal/write.js"
 import { itEffect } from "../support/itEffect.js"
 import { tempDir } from "../support/tempDir.js"
-import { corpusSchema, random, randomCorpus, randomDocument, seedOf } from "./reference.js"
-import { compareAll as compareWith, load, openIndex } from "./support.js"
+import { corpusSchema, random, randomCorpus, seedOf } from "./reference.js"
+import { compareAll as compareWith, load, mutateAtRandom, openIndex } from "./support.js"
 
 const namespaces = Layout.namespaces("search")
 
@@ -108,16 +108,7 @@ describe("merging thinned postings chunks", () => {
       expect(yield* compareAll(`seed ${seed}: after merging`, index, mutated)).toEqual(answers)
 
       // Removals now follow forward records that merging rewrote; replacements and additions too.
-      for (let i = 0; i < 600; i++) {
-        const id = `d${rng.int(3_200)}`
-        if (rng.next() < 0.6) {
-          expect(yield* index.remove(id)).toBe(mutated.delete(id))
-        } else {
-          const document = randomDocument(rng)
-          yield* index.put(id, document)
-          mutated.set(id, document)
-        }
-      }
+      yield* mutateAtRandom(index, mutated, rng, 600, 0.6)
       expect((yield* index.stats()).docs).toBe(mutated.size)
       yield* compareAll(`seed ${seed}: writes after merging`, index, mutated)
       const report = yield* index.merge()

@@ -30,7 +30,7 @@ import {
   randomQuery,
   seedOf
 } from "./reference.js"
-import { compareAll as compareWith, load, openIndex } from "./support.js"
+import { compareAll as compareWith, load, mutateAtRandom, openIndex } from "./support.js"
 
 /**
  * One partition for the LevelDB case: 3,000 documents put ~2,800 postings of the commonest
@@ -77,17 +77,7 @@ describe("search persistence on LevelDB", () => {
     const mutated = new Map(corpus)
     await runtime.runPromise(Effect.gen(function*() {
       const index = yield* openIndex(corpusSchema(PARTITIONS))
-      for (let i = 0; i < 400; i++) {
-        const id = `d${rng.int(3_200)}`
-        if (rng.next() < 0.5) {
-          expect(yield* index.remove(id)).toBe(mutated.delete(id))
-        } else {
-          const document = randomDocument(rng)
-          const outcome = yield* index.put(id, document)
-          expect(outcome.replaced).toBe(mutated.has(id))
-          mutated.set(id, document)
-        }
-      }
+      yield* mutateAtRandom(index, mutated, rng, 400, 0.5)
       // A batch that replaces the same id twice: the last one wins.
       const last = randomDocument(rng)
       yield* index.putMany([{ id: "d1", document: randomDocument(rng) }, { id: "d1", document: last }])

@@ -10,7 +10,7 @@ import * as IndexSchema from "../../src/search/IndexSchema.js"
 import * as SearchIndex from "../../src/search/SearchIndex.js"
 import * as SearchPartition from "../../src/search/SearchPartition.js"
 import type { Document, SearchRequest, SearchResult } from "../../src/search/SearchMessages.js"
-import { corpusSchema, rank, reference, type Reference, referenceSearch } from "./reference.js"
+import { corpusSchema, type Random, randomDocument, rank, reference, type Reference, referenceSearch } from "./reference.js"
 
 /** The views of an index's partitions (`search-0` ... `search-{P-1}`). */
 export const viewsOf = (store: KeyValueStoreShape, partitions: number, prefix = "search") =>
@@ -87,4 +87,24 @@ export const compareAll = (
       answers.push(result)
     }
     return answers
+  })
+
+/**
+ * `count` random writes to documents `d0`..`d3199` of `index`, mirrored in `mutated`: a removal
+ * with probability `removeShare` (answering whether the document existed), else a put of a new
+ * random document (answering whether it replaced one).
+ */
+export const mutateAtRandom = (index: SearchIndex.SearchIndex, mutated: Map<string, Document>, rng: Random, count: number, removeShare: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < count; i++) {
+      const id = `d${rng.int(3_200)}`
+      if (rng.next() < removeShare) {
+        expect(yield* index.remove(id)).toBe(mutated.delete(id))
+      } else {
+        const document = randomDocument(rng)
+        const outcome = yield* index.put(id, document)
+        expect(outcome.replaced).toBe(mutated.has(id))
+        mutated.set(id, document)
+      }
+    }
   })
