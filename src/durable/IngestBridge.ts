@@ -40,7 +40,12 @@ export interface IngestOptions extends Bull.BullConnectionOptions {
   readonly batchItemsMax?: number | undefined
   /** Encoded bytes per append at most (default 1 MiB; a single larger entry still goes alone). */
   readonly batchBytesMax?: number | undefined
-  /** Jobs taken and not yet completed at most (default 20,000); past it fetching waits. */
+  /**
+   * Jobs taken and not yet completed at most (default 2,000: one full batch appending and one
+   * filling); past it fetching waits. More costs more than memory: each job in flight sits in
+   * BullMQ's active list, which every completion walks to remove its job, and a job held long
+   * outlives the young heap generation.
+   */
   readonly inFlightJobsMax?: number | undefined
   /** Fetches sent ahead of the one being taken (default 64). */
   readonly fetchAheadMax?: number | undefined
@@ -98,7 +103,7 @@ export const settings = (options: IngestOptions): Ingest.IngestSettings | Invali
     flushIntervalMillis: bounded("flushIntervalMillis", options.flushIntervalMillis, 100, 1, 60_000),
     batchItemsMax: bounded("batchItemsMax", options.batchItemsMax, 1_000, 1, 1_000),
     batchBytesMax: bounded("batchBytesMax", options.batchBytesMax, 1024 * 1024, 1, 16 * 1024 * 1024),
-    inFlightJobsMax: bounded("inFlightJobsMax", options.inFlightJobsMax, 20_000, 1, 1_000_000),
+    inFlightJobsMax: bounded("inFlightJobsMax", options.inFlightJobsMax, 2_000, 1, 1_000_000),
     fetchAheadMax: bounded("fetchAheadMax", options.fetchAheadMax, 64, 1, 1_000),
     appendsInFlightMax: bounded("appendsInFlightMax", options.appendsInFlightMax, 32, 1, 10_000),
     leaseMillis: bounded("leaseMillis", options.leaseMillis, 10_000, 200, 600_000),
