@@ -199,6 +199,34 @@ export const corker = (client: RedisClient): (() => void) => {
   }
 }
 
+/** What `onConnectionLost` needs of an ioredis client or cluster client. */
+interface Emitter {
+  readonly on: (event: string, listener: (...args: Array<never>) => void) => unknown
+  readonly isCluster?: boolean
+  readonly nodes?: () => ReadonlyArray<Emitter>
+}
+
+/**
+ * Calls `lost` whenever a connection of `client` closes: the client's own socket on a
+ * standalone Redis, any node's on a Redis Cluster (those it has and those it connects later).
+ * Commands in flight on a closed socket may have run with their replies lost.
+ */
+export const onConnectionLost = (client: RedisClient, lost: () => void): void => {
+  const emitter = client as unknown as Emitter
+  if (emitter.isCluster !== true) {
+    emitter.on("close", lost)
+    return
+  }
+  const watched = new WeakSet<object>()
+  const watch = (node: Emitter) => {
+    if (watched.has(node)) return
+    watched.add(node)
+    node.on("close", lost)
+  }
+  for (const node of emitter.nodes?.() ?? []) watch(node)
+  emitter.on("+node", watch)
+}
+
 /** Translates a BullMQ or ioredis failure: the one place this module reads driver errors. */
 export const translate = (operation: string, cause: unknown): DurableUnavailable =>
   new DurableUnavailable({ operation, message: describeError(cause) })

@@ -177,6 +177,10 @@ export const start = async (
    */
   const backend = worker.backend
   const cork = Bull.corker(client)
+  // A dropped connection may have taken jobs whose replies were lost: see `distrust`.
+  Bull.onConnectionLost(client, () => {
+    if (tenure !== undefined) distrust(tenure, "the connection to Redis dropped")
+  })
   const toJob = (raw: ReadonlyArray<unknown> | undefined): Job | undefined => {
     const [data, id] = raw ?? []
     return data === null || data === undefined || typeof id !== "string" ? undefined : Job.fromJSON(worker, data as never, id)
@@ -186,11 +190,25 @@ export const start = async (
   const wantsJobs = (current: Tenure) =>
     !closing && !current.ended && lease.held() && current.inFlight.size + current.ordered.length < settings.inFlightJobsMax
 
+  /**
+   * Ends the tenure because the order of the stream can no longer be trusted: a call that may
+   * have taken a job failed, or the connection dropped with such calls in flight. Redis may have
+   * run such a call and lost only its reply (and ioredis re-sends unanswered calls after a
+   * reconnection, which takes yet another job): the job it took would sit in the active list,
+   * skipped, while later jobs of its feed were appended, and be dropped as a duplicate when it
+   * came back. The next tenure's takeover puts every active job back in queue order first.
+   */
+  const distrust = (current: Tenure, why: string) => {
+    if (current.ended || closing) return
+    current.ended = true
+    hooks.log(`ingest ${settings.queue}: ${why}; taking the queue over again so that no job taken meanwhile is skipped`)
+  }
+
   const fetch = (current: Tenure) => {
     current.ordered.push({
       fetch: true,
       job: backend.moveToActive(lease.token).then(toJob, (error: unknown) => {
-        hooks.log(`fetching from ${settings.queue} failed: ${Bull.translate("fetch", error).message}`)
+        distrust(current, `fetching failed: ${Bull.translate("fetch", error).message}`)
         return undefined
       })
     })
@@ -213,7 +231,8 @@ export const start = async (
         current.inFlight.delete(job.id!)
         // After a lost lease the next holder re-queued it; its entry is in the feed, and
         // appending it again is a duplicate by nonce.
-        if (!current.ended) hooks.log(`completing ingest job ${job.id} failed: ${Bull.translate("complete", error).message}`)
+        if (fetchNext) distrust(current, `completing job ${job.id} (and fetching the next) failed: ${Bull.translate("complete", error).message}`)
+        else if (!current.ended) hooks.log(`completing ingest job ${job.id} failed: ${Bull.translate("complete", error).message}`)
         return undefined
       }
     )
