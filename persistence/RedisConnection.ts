@@ -82,6 +82,11 @@ export const parseNode = (url: string): ParsedNode => {
  * fast while disconnected instead of queueing without bound, each command is retried at most
  * once and times out, and reconnection goes on forever with a capped backoff so the store works
  * again as soon as Redis returns.
+ *
+ * Commands in flight when a connection drops are not sent again after it reconnects (ioredis's
+ * default is to re-send them): Redis may have run one and lost only its reply, and running a
+ * topic append twice stores its values twice. Such a command fails instead, by its timeout: its
+ * outcome is unknown, which the caller hears as it would of any timeout.
  */
 const baseOptions = (options: RedisConnectionOptions): RedisOptions => ({
   protocol: 2,
@@ -92,6 +97,7 @@ const baseOptions = (options: RedisConnectionOptions): RedisOptions => ({
   connectTimeout: options.connectTimeoutMillis ?? 2_000,
   commandTimeout: options.commandTimeoutMillis ?? 5_000,
   retryStrategy: (times: number) => Math.min(50 * times, 1_000),
+  autoResendUnfulfilledCommands: false,
   enableReadyCheck: true
 })
 
@@ -136,6 +142,43 @@ const createClient = (options: RedisConnectionOptions): RedisClient => {
   return new Redis({ ...baseOptions(options), ...auth, host: first.host, port: first.port, db: first.db })
 }
 
+/** What a command dropped with its connection fails with (not ioredis's "Connection is closed.", which a cluster client would retry). */
+export const IN_FLIGHT_LOST = "the connection to Redis dropped with the command in flight: its outcome is unknown"
+
+/** The part of an ioredis client's state that holds the commands in flight on a closed connection. */
+interface InFlight {
+  prevCommandQueue?: { readonly shift: () => { readonly command: { readonly reject: (error: Error) => void } } | undefined } | null
+}
+
+/**
+ * Fails the commands in flight on a connection as soon as it drops. Without re-sending (see
+ * `baseOptions`), ioredis keeps them until their timeout fires, which would stall every caller
+ * with a command in flight for `commandTimeoutMillis` after each blip. This reads ioredis's
+ * queue of unanswered commands (ioredis is pinned; a test cuts connections and checks the
+ * failures say so); if the queue is not where it was, commands fail by their timeout instead.
+ */
+const failInFlightOnClose = (client: RedisClient): void => {
+  const watch = (redis: Redis) => {
+    redis.on("close", () => {
+      const state = redis as unknown as InFlight
+      const queue = state.prevCommandQueue
+      if (queue === undefined || queue === null || typeof queue.shift !== "function") return
+      state.prevCommandQueue = null
+      // Bounded by the commands that were in flight; nothing is added to this queue any more.
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) item.command.reject(new Error(IN_FLIGHT_LOST))
+    })
+  }
+  if (!(client instanceof Cluster)) return watch(client)
+  const watched = new WeakSet<Redis>()
+  const watchNode = (node: Redis) => {
+    if (watched.has(node)) return
+    watched.add(node)
+    watch(node)
+  }
+  for (const node of client.nodes()) watchNode(node)
+  client.on("+node", watchNode)
+}
+
 /** Describes an ioredis failure without secrets, for `StoreUnavailable` messages. */
 export const describeError = (cause: unknown): string => {
   const message = cause instanceof Error ? cause.message : String(cause)
@@ -148,6 +191,7 @@ const connect = (options: RedisConnectionOptions): Effect.Effect<RedisClient, St
     Effect.tryPromise({
       try: async () => {
         const client = createClient(options)
+        failInFlightOnClose(client)
         // Errors are reported through the commands that fail; without a listener ioredis would
         // print every reconnection error. The last one says why a connection never became ready
         // (a refused password, a TLS failure) where `connect` only says it closed.

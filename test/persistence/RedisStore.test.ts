@@ -2,12 +2,15 @@
  * The Redis backend against the shared conformance suite, on the private standalone redis-server
  * and on the private 3-master Redis Cluster that the test setup starts. Each group uses a key
  * prefix of its own. Also: Redis unreachable gives `StoreUnavailable` in bounded time, and the
- * store works again once Redis is back.
+ * store works again once Redis is back; a connection that drops mid-write never makes a write
+ * count twice.
  */
 import { Cause, Effect, Exit, Layer, ManagedRuntime } from "effect"
+import { Redis } from "ioredis"
 import { describe, expect, inject, it } from "vitest"
+import { IndexedStore } from "../../persistence/IndexedStore.js"
 import { KeyValueStore } from "../../persistence/KeyValueStore.js"
-import { redactUrl } from "../../persistence/RedisConnection.js"
+import { IN_FLIGHT_LOST, redactUrl } from "../../persistence/RedisConnection.js"
 import * as RedisStore from "../../persistence/RedisStore.js"
 import { suite } from "../conformance/StoreSuite.js"
 import { startRedis } from "../support/RedisServer.js"
@@ -53,6 +56,58 @@ describe("redis backend faults", () => {
       }
       expect(recovered).toBe(true)
     } finally {
+      await runtime.dispose()
+      await redis.stop()
+    }
+  })
+
+  it("stores each append once when connections drop with writes in flight, and says their outcome is unknown", async () => {
+    // ioredis re-sends unanswered commands after reconnecting by default; Redis may have run one
+    // and lost only its reply, and a topic append run twice stores its values twice.
+    const redis = await startRedis()
+    const killer = new Redis({ host: "127.0.0.1", port: redis.ports[0]!, lazyConnect: true })
+    // A long timeout: commands in flight must fail when their connection drops, not by timing out.
+    const runtime = ManagedRuntime.make(RedisStore.layer({ url: redis.url, keyPrefix: unique("drops"), commandTimeoutMillis: 60_000 }))
+    try {
+      await killer.connect()
+      const ids = async () => [...String(await killer.call("CLIENT", "LIST")).matchAll(/(?:^| )id=(\d+)/gm)].map((match) => match[1]!)
+      const spared = new Set(await ids())
+      const store = await runtime.runPromise(Effect.service(IndexedStore))
+      const acknowledged = new Set<string>()
+      const failures: Array<string> = []
+      let next = 0
+      let writing = true
+      const writer = async () => {
+        while (writing) {
+          const token = `t${next++}`
+          const exit = await runtime.runPromiseExit(store.append("p", "topic", [token]))
+          if (Exit.isSuccess(exit)) acknowledged.add(token)
+          else failures.push(Cause.pretty(exit.cause))
+        }
+      }
+      const writers = Array.from({ length: 30 }, writer)
+      // Bounded: 40 rounds at most, each dropping the store's connection while writes are in flight.
+      for (let round = 0; round < 40 && !failures.some((failure) => failure.includes(IN_FLIGHT_LOST)); round++) {
+        await new Promise((resolve) => setTimeout(resolve, 30))
+        for (const id of await ids()) if (!spared.has(id)) await killer.call("CLIENT", "KILL", "ID", id).catch(() => undefined)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      writing = false
+      await Promise.all(writers)
+      const stored: Array<string> = []
+      // Bounded: the topic holds fewer values than tokens were drawn.
+      for (let from = 1; from <= next + 1;) {
+        const page = await runtime.runPromise(store.scan("p", "topic", { from, limit: 1_000 }))
+        if (page.length === 0) break
+        for (const one of page) stored.push(Buffer.from(one.value).toString("utf8"))
+        from = page[page.length - 1]!.index + 1
+      }
+      expect(stored.length - new Set(stored).size).toBe(0)
+      const kept = new Set(stored)
+      for (const token of acknowledged) expect(kept.has(token)).toBe(true)
+      expect(failures.some((failure) => failure.includes(IN_FLIGHT_LOST))).toBe(true)
+    } finally {
+      killer.disconnect()
       await runtime.dispose()
       await redis.stop()
     }
