@@ -85,8 +85,8 @@ export const parseNode = (url: string): ParsedNode => {
  *
  * Commands in flight when a connection drops are not sent again after it reconnects (ioredis's
  * default is to re-send them): Redis may have run one and lost only its reply, and running a
- * topic append twice stores its values twice. Such a command fails instead, by its timeout: its
- * outcome is unknown, which the caller hears as it would of any timeout.
+ * topic append twice stores its values twice. Such a command fails instead, at once (see
+ * `failInFlightOnClose`): its outcome is unknown, which the caller hears as it would of a timeout.
  */
 const baseOptions = (options: RedisConnectionOptions): RedisOptions => ({
   protocol: 2,
@@ -157,8 +157,8 @@ interface InFlight {
  * queue of unanswered commands (ioredis is pinned; a test cuts connections and checks the
  * failures say so); if the queue is not where it was, commands fail by their timeout instead.
  */
-const failInFlightOnClose = (client: RedisClient): void => {
-  const watch = (redis: Redis) => {
+const failInFlightOnClose = (client: RedisClient): void =>
+  forEachConnection(client, (redis) =>
     redis.on("close", () => {
       const state = redis as unknown as InFlight
       const queue = state.prevCommandQueue
@@ -166,17 +166,22 @@ const failInFlightOnClose = (client: RedisClient): void => {
       state.prevCommandQueue = null
       // Bounded by the commands that were in flight; nothing is added to this queue any more.
       for (let item = queue.shift(); item !== undefined; item = queue.shift()) item.command.reject(new Error(IN_FLIGHT_LOST))
-    })
+    }))
+
+/**
+ * Calls `each` once for every connection of `client`: the client itself on a standalone Redis,
+ * every node's on a Redis Cluster (those it has now and those it connects later).
+ */
+export const forEachConnection = (client: RedisClient, each: (redis: Redis) => void): void => {
+  if (!(client instanceof Cluster)) return each(client)
+  const seen = new WeakSet<Redis>()
+  const once = (node: Redis) => {
+    if (seen.has(node)) return
+    seen.add(node)
+    each(node)
   }
-  if (!(client instanceof Cluster)) return watch(client)
-  const watched = new WeakSet<Redis>()
-  const watchNode = (node: Redis) => {
-    if (watched.has(node)) return
-    watched.add(node)
-    watch(node)
-  }
-  for (const node of client.nodes()) watchNode(node)
-  client.on("+node", watchNode)
+  for (const node of client.nodes()) once(node)
+  client.on("+node", once)
 }
 
 /** Describes an ioredis failure without secrets, for `StoreUnavailable` messages. */

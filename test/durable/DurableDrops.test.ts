@@ -5,7 +5,7 @@
  * connection but the killer's is the node's; all messages are sent first, then the node's
  * connections are cut again and again while it works through them.
  */
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { Redis } from "ioredis"
 import { strict as assert } from "node:assert"
 import { describe, it } from "vitest"

@@ -11,7 +11,7 @@
  * of a queue must then hash to one slot, so the key prefix carries a hash tag (`slotPrefix`).
  */
 import type { ConnectionOptions, RedisClient } from "bullmq"
-import { clusterClient, describeError, nodeAuth, type ParsedNode, parseNodes, redactUrl } from "../../../persistence/RedisConnection.js"
+import { clusterClient, describeError, forEachConnection, nodeAuth, type ParsedNode, parseNodes, redactUrl } from "../../../persistence/RedisConnection.js"
 import { InvalidArgument } from "../../../persistence/StoreError.js"
 import { DurableUnavailable } from "../DurableError.js"
 import { type Command, commands } from "./durableScripts.js"
@@ -199,33 +199,13 @@ export const corker = (client: RedisClient): (() => void) => {
   }
 }
 
-/** What `onConnectionLost` needs of an ioredis client or cluster client. */
-interface Emitter {
-  readonly on: (event: string, listener: (...args: Array<never>) => void) => unknown
-  readonly isCluster?: boolean
-  readonly nodes?: () => ReadonlyArray<Emitter>
-}
-
 /**
  * Calls `lost` whenever a connection of `client` closes: the client's own socket on a
- * standalone Redis, any node's on a Redis Cluster (those it has and those it connects later).
- * Commands in flight on a closed socket may have run with their replies lost.
+ * standalone Redis, any node's on a Redis Cluster. Commands in flight on a closed socket may
+ * have run with their replies lost.
  */
-export const onConnectionLost = (client: RedisClient, lost: () => void): void => {
-  const emitter = client as unknown as Emitter
-  if (emitter.isCluster !== true) {
-    emitter.on("close", lost)
-    return
-  }
-  const watched = new WeakSet<object>()
-  const watch = (node: Emitter) => {
-    if (watched.has(node)) return
-    watched.add(node)
-    node.on("close", lost)
-  }
-  for (const node of emitter.nodes?.() ?? []) watch(node)
-  emitter.on("+node", watch)
-}
+export const onConnectionLost = (client: RedisClient, lost: () => void): void =>
+  forEachConnection(client as unknown as Parameters<typeof forEachConnection>[0], (redis) => redis.on("close", lost))
 
 /** Translates a BullMQ or ioredis failure: the one place this module reads driver errors. */
 export const translate = (operation: string, cause: unknown): DurableUnavailable =>
