@@ -8,7 +8,7 @@
  */
 import { Queue } from "bullmq"
 import { Effect, Layer, ManagedRuntime } from "effect"
-import { Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import { strict as assert } from "node:assert"
 import { describe, inject, it } from "vitest"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
@@ -18,7 +18,7 @@ import { InvalidArgument } from "../../persistence/StoreError.js"
 import * as IngestBridge from "../../src/durable/IngestBridge.js"
 import * as IngestParser from "../../src/durable/IngestParser.js"
 import * as Feed from "../../src/feed/Feed.js"
-import { startRedis } from "../support/RedisServer.js"
+import { type RedisProcess, startRedis, startRedisCluster } from "../support/RedisServer.js"
 import { testPrefix } from "./support.js"
 
 const url = inject("redisUrl")
@@ -107,6 +107,74 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMilli
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+/**
+ * Redis may run a fetch and lose only its reply, and ioredis re-sends unanswered commands after
+ * reconnecting: the job the first run took would sit in BullMQ's active list, skipped, while
+ * later jobs of its feed were appended. Without a takeover after each drop, such jobs never
+ * finish (the drain below times out) or, re-queued later, are dropped as duplicates. On a Redis
+ * (or Redis Cluster) of its own, every connection but the producer's and the killers' is the
+ * bridge's, and they are cut again and again while jobs wait; then every feed must hold every job
+ * once, in queue order.
+ */
+const ingestThroughDrops = async (redis: RedisProcess) => {
+  const clustered = redis.ports.length > 1
+  const nodes = redis.ports.map((port) => ({ host: "127.0.0.1", port }))
+  const prefix = clustered ? `{${testPrefix("drops")}}` : testPrefix("drops")
+  const producer = new Queue("events", { connection: clustered ? new Cluster(nodes, { scaleReads: "master" }) : nodes[0]!, prefix })
+  const killers = nodes.map((node) => new Redis({ ...node, lazyConnect: true }))
+  const runtime = ManagedRuntime.make(IngestBridge.layer(Feed.Json, {
+    url: redis.url,
+    queue: "events",
+    prefix,
+    keyspace: "None",
+    feed: "Data(feed)",
+    nonce: "Data(n)",
+    flushIntervalMillis: 2,
+    batchItemsMax: 25,
+    fetchAheadMax: 64,
+    leaseMillis: 2_000
+  }).pipe(Layer.provideMerge(node())))
+  try {
+    await Promise.all(killers.map((killer) => killer.connect()))
+    const feeds = ["a", "b", "c", "d"]
+    const perFeed = 1_500
+    const jobs = Array.from({ length: perFeed * feeds.length }, (_, i) => ({ name: "e", data: { feed: feeds[i % feeds.length]!, n: Math.floor(i / feeds.length) + 1 } }))
+    for (let start = 0; start < jobs.length; start += 500) await producer.addBulk(jobs.slice(start, start + 500))
+    const ids = async (killer: Redis) => [...String(await killer.call("CLIENT", "LIST")).matchAll(/(?:^| )id=(\d+)/gm)].map((match) => match[1]!)
+    // Before the bridge starts, every connection is a killer's or the producer's.
+    const spared = await Promise.all(killers.map(async (killer) => new Set(await ids(killer))))
+    await runtime.runPromise(Effect.void)
+    let drops = 0
+    // Bounded: 40 rounds at most, each dropping the bridge's connections while jobs wait.
+    for (let round = 0; round < 40 && drops < 12 * killers.length; round++) {
+      await new Promise((resolve) => setTimeout(resolve, 15 + (round % 4) * 10))
+      if ((await producer.getJobCounts("waiting")).waiting === 0) break
+      for (const [k, killer] of killers.entries()) {
+        for (const id of await ids(killer)) {
+          if (spared[k]!.has(id)) continue
+          await killer.call("CLIENT", "KILL", "ID", id).catch(() => undefined)
+          drops++
+        }
+      }
+    }
+    assert.ok(drops > 0, "the bridge's connections were dropped while it had jobs to take")
+    await waitFor("the queue drains", async () => {
+      const counts = await producer.getJobCounts("waiting", "active")
+      return counts.waiting === 0 && counts.active === 0
+    }, 30_000)
+    assert.equal((await producer.getJobCounts("failed")).failed, 0)
+    for (const feed of feeds) {
+      const nonces = (await runtime.runPromise(allEntries(feed))).map((entry) => Number(entry.nonce))
+      assert.deepEqual(nonces, Array.from({ length: perFeed }, (_, i) => i + 1), `feed ${feed} holds every job once, in queue order`)
+    }
+  } finally {
+    await runtime.dispose()
+    for (const killer of killers) killer.disconnect()
+    await producer.close()
+    await redis.stop()
   }
 }
 
@@ -213,66 +281,12 @@ describe("ingest bridge", () => {
   })
 
   it("skips no job when Redis drops its connections while fetches are in flight", async () => {
-    // Redis may run a fetch and lose only its reply, and ioredis re-sends unanswered commands
-    // after reconnecting: the job the first run took would sit in BullMQ's active list, skipped,
-    // while later jobs of its feed were appended. Without a takeover after each drop, such jobs
-    // never finish (the drain below times out) or, re-queued later, are dropped as duplicates.
-    // A Redis of its own: every connection but the producer's and the killer's is the bridge's.
-    const redis = await startRedis()
-    const own = { host: "127.0.0.1", port: redis.ports[0]! }
-    const prefix = testPrefix("drops")
-    const producer = new Queue("events", { connection: own, prefix })
-    const killer = new Redis({ ...own, lazyConnect: true })
-    const runtime = ManagedRuntime.make(IngestBridge.layer(Feed.Json, {
-      url: redis.url,
-      queue: "events",
-      prefix,
-      keyspace: "None",
-      feed: "Data(feed)",
-      nonce: "Data(n)",
-      flushIntervalMillis: 2,
-      batchItemsMax: 25,
-      fetchAheadMax: 64,
-      leaseMillis: 2_000
-    }).pipe(Layer.provideMerge(node())))
-    try {
-      await killer.connect()
-      const feeds = ["a", "b", "c", "d"]
-      const perFeed = 1_500
-      const jobs = Array.from({ length: perFeed * feeds.length }, (_, i) => ({ name: "e", data: { feed: feeds[i % feeds.length]!, n: Math.floor(i / feeds.length) + 1 } }))
-      for (let start = 0; start < jobs.length; start += 500) await producer.addBulk(jobs.slice(start, start + 500))
-      const ids = async () => [...String(await killer.call("CLIENT", "LIST")).matchAll(/(?:^| )id=(\d+)/gm)].map((match) => match[1]!)
-      // Before the bridge starts, every connection is the killer's or the producer's.
-      const spared = new Set(await ids())
-      await runtime.runPromise(Effect.void)
-      let drops = 0
-      // Bounded: 40 rounds at most, each dropping the bridge's connections while jobs wait.
-      for (let round = 0; round < 40 && drops < 12; round++) {
-        await new Promise((resolve) => setTimeout(resolve, 15 + (round % 4) * 10))
-        if ((await producer.getJobCounts("waiting")).waiting === 0) break
-        for (const id of await ids()) {
-          if (spared.has(id)) continue
-          await killer.call("CLIENT", "KILL", "ID", id).catch(() => undefined)
-          drops++
-        }
-      }
-      assert.ok(drops > 0, "the bridge's connections were dropped while it had jobs to take")
-      await waitFor("the queue drains", async () => {
-        const counts = await producer.getJobCounts("waiting", "active")
-        return counts.waiting === 0 && counts.active === 0
-      }, 30_000)
-      assert.equal((await producer.getJobCounts("failed")).failed, 0)
-      for (const feed of feeds) {
-        const nonces = (await runtime.runPromise(allEntries(feed))).map((entry) => Number(entry.nonce))
-        assert.deepEqual(nonces, Array.from({ length: perFeed }, (_, i) => i + 1), `feed ${feed} holds every job once, in queue order`)
-      }
-    } finally {
-      await runtime.dispose()
-      killer.disconnect()
-      await producer.close()
-      await redis.stop()
-    }
+    await ingestThroughDrops(await startRedis())
   })
+
+  it("skips no job on a Redis Cluster whose node connections drop while fetches are in flight", async () => {
+    await ingestThroughDrops(await startRedisCluster())
+  }, 60_000)
 
   it("lets one consumer hold a queue; a second takes over when the first stops", async () => {
     const prefix = testPrefix("lease")
