@@ -269,3 +269,46 @@ export const redisRestartScenario = async (redis: RedisProcess, label: string) =
     await h.close()
   }
 }
+
+/**
+ * Three workers under load on a Redis of their own; for five seconds every connection to it
+ * (workers' and client's) is cut every quarter second, so coordination and store commands keep
+ * losing their connection mid-flight. Then every feed must be written again, every acknowledged
+ * append be stored exactly once, and no shard have been held twice.
+ */
+export const connectionDropScenario = async (redis: RedisProcess, label: string) => {
+  const { Redis } = await import("ioredis")
+  const killer = new Redis({ host: "127.0.0.1", port: redis.ports[0]!, lazyConnect: true })
+  await killer.connect()
+  const me = String(await killer.call("CLIENT", "ID"))
+  const h = await harness(redis.url, label, ["w1", "w2", "w3"])
+  try {
+    const client = await h.client()
+    await client.start()
+    await sleep(2_000)
+    let drops = 0
+    // Bounded: 20 rounds of a quarter second.
+    for (let round = 0; round < 20; round++) {
+      const ids = [...String(await killer.call("CLIENT", "LIST")).matchAll(/(?:^| )id=(\d+)/gm)].map((match) => match[1]!)
+      for (const id of ids) {
+        if (id === me) continue
+        await killer.call("CLIENT", "KILL", "ID", id).catch(() => undefined)
+        drops++
+      }
+      await sleep(250)
+    }
+    const markedAt = await client.mark()
+    await waitFor("every feed to be written again", 60_000, async () => ((await client.progress()) === FEEDS ? true : undefined), 200)
+    await sleep(1_000)
+    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base, h.all, [...h.workers.values()])
+    expect(drops).toBeGreaterThan(0)
+    const firsts = report.feeds.map((feed) => feed.firstAfterMark)
+    expect(firsts.every((first) => first !== null), "every feed was written again after the drops").toBe(true)
+    for (const tag of Object.keys(report.errors)) expect(TYPED_TRANSIENT.has(tag), `client error ${tag} is typed and transient`).toBe(true)
+    const recovery = Math.max(...firsts.map((first) => first! - markedAt))
+    console.log(`[${label}] ${drops} connections cut over 5 s; every feed written again within ${recovery} ms; ${acknowledged} appends acknowledged; client errors ${JSON.stringify(report.errors)}; ${holdings} holdings checked`)
+  } finally {
+    await h.close()
+    killer.disconnect()
+  }
+}
