@@ -288,6 +288,33 @@ describe("ingest bridge", () => {
     await ingestThroughDrops(await startRedisCluster())
   }, 60_000)
 
+  it("takes a queue over past an active job whose data is gone", async () => {
+    // The takeover stops at a job it cannot re-queue (to keep the order); one that no longer
+    // exists must not stop it for good.
+    const prefix = testPrefix("ghost")
+    const producer = new Queue("events", { connection: { host: "127.0.0.1", port }, prefix })
+    const runtime = ManagedRuntime.make(IngestBridge.layer(Feed.Json, {
+      url, queue: "events", prefix, keyspace: "None", feed: "Data(feed)", nonce: "Data(n)", flushIntervalMillis: 5, leaseMillis: 1_000
+    }).pipe(Layer.provideMerge(node())))
+    const admin = new Redis({ host: "127.0.0.1", port, lazyConnect: true })
+    try {
+      await admin.connect()
+      await producer.addBulk(Array.from({ length: 20 }, (_, i) => ({ name: "e", data: { feed: "one", n: i + 1 } })))
+      await admin.lpush(`${prefix}:events:active`, "ghost")
+      await runtime.runPromise(Effect.void)
+      await waitFor("the queue drains", async () => {
+        const counts = await producer.getJobCounts("waiting", "active")
+        return counts.waiting === 0 && counts.active === 0
+      }, 30_000)
+      assert.deepEqual((await runtime.runPromise(allEntries("one"))).map((entry) => Number(entry.nonce)), Array.from({ length: 20 }, (_, i) => i + 1))
+    } finally {
+      await runtime.dispose()
+      admin.disconnect()
+      await producer.obliterate({ force: true })
+      await producer.close()
+    }
+  })
+
   it("lets one consumer hold a queue; a second takes over when the first stops", async () => {
     const prefix = testPrefix("lease")
     const producer = new Queue("events", { connection: { host: "127.0.0.1", port }, prefix })

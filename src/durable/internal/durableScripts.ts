@@ -353,6 +353,22 @@ end
 return 0
 `
 
+/**
+ * dropStaleActive-2: removes a job id from BullMQ's active list when the job's data is gone (a
+ * job that can never be re-queued; the ingest takeover must not stop at it).
+ *
+ * KEYS[1]  the queue's active list
+ * KEYS[2]  the job's hash
+ * ARGV[1]  the job id
+ *
+ * Returns 1 when the id was dropped, 0 when the job still exists (nothing done).
+ */
+export const dropStaleActive = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+return 1
+`
+
 /** The scripts by command name: the name carries the key count, as BullMQ's file names do. */
 export const commands = {
   "sfLink-1": link,
@@ -364,7 +380,8 @@ export const commands = {
   "sfDeadLetterTake-3": deadLetterTake,
   "sfLeaseAcquire-1": leaseAcquire,
   "sfLeaseRenew-1": leaseRenew,
-  "sfLeaseRelease-1": leaseRelease
+  "sfLeaseRelease-1": leaseRelease,
+  "sfDropStaleActive-2": dropStaleActive
 } as const
 
 /** A script's command name. */

@@ -439,10 +439,14 @@ export const start = async (
       const ids = await client.lrange(worker.toKey("active"), 0, REQUEUE_CHUNK - 1)
       if (ids.length === 0) break
       for (const id of ids) {
+        // In order or not at all: a job left active here would be re-queued by a later step in
+        // front of older jobs of its feed. So a failure ends the takeover (and the tenure); the
+        // next one starts again from the newest job still active, as after a crash part-way.
         // Token "0": the previous holder's lock is not ours to check; it lost the lease.
-        await worker.backend.moveJobFromActiveToWait(id, "0").catch((error: unknown) =>
-          hooks.log(`re-queueing ${id} failed: ${Bull.translate("requeue", error).message}`)
-        )
+        await worker.backend.moveJobFromActiveToWait(id, "0").catch(async (error: unknown) => {
+          // A job whose data is gone can never be re-queued: its id only leaves the active list.
+          if (await Bull.run(client, "sfDropStaleActive-2", [worker.toKey("active"), worker.toKey(id)], [id]) !== 1) throw error
+        })
         requeued++
       }
     }
@@ -501,7 +505,10 @@ export const start = async (
         await sleep(Math.min(wait, settings.leaseMillis / 4))
         continue
       }
-      await runTenure().catch((error: unknown) => hooks.log(`ingest tenure ended: ${Bull.translate("ingest", error).message}`))
+      await runTenure().catch(async (error: unknown) => {
+        hooks.log(`ingest tenure ended: ${Bull.translate("ingest", error).message}`)
+        await sleep(IDLE_POLL_MAX_MILLIS)
+      })
     }
   }
   const running = main()
