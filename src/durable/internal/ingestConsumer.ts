@@ -8,7 +8,10 @@
  * - one append in flight per feed, batches in fetch order, a failed append retried before any
  *   later batch of its feed;
  * - on taking the lease over, the previous holder's unfinished jobs (BullMQ's active list) go back
- *   to the front of the wait list, oldest first, before anything else is fetched.
+ *   to the front of the wait list, oldest first, before anything else is fetched;
+ * - a dropped connection, a failed take or a failed re-queue ends the tenure, and the next one
+ *   takes the queue over again: a take may have run with its reply lost (`distrust`), and a job
+ *   left behind by a takeover would later be re-queued in front of older ones.
  *
  * Jobs that do not parse or that the feed refuses go to BullMQ's failed set with their reason.
  * Feed appends themselves are given by the caller (`IngestHooks`); this module knows BullMQ.
