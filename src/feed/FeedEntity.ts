@@ -510,6 +510,8 @@ export const behavior = <A, I>(
       let backward = request.order === "backward"
       let start: number | undefined
       let inclusive = true
+      // The record a seek found the start in, when it did: the page starts from it without reading it again.
+      let known: Record.FeedRecord | undefined
       if (request.cursor !== undefined) {
         const cursor = Cursor.decode(context.id, request.cursor)
         if (cursor instanceof InvalidCursor) return yield* Effect.fail(cursor)
@@ -525,15 +527,17 @@ export const behavior = <A, I>(
         start = request.offset
       } else if (request.timestamp !== undefined) {
         if (!Number.isFinite(request.timestamp)) return yield* Effect.fail(invalid("timestamp", "must be a finite number"))
-        start = yield* seekTimestamp(context.view, head, request.timestamp, backward)
-        if (start === undefined) return { items: [], cursor: null }
+        const found = yield* seekTimestamp(context.view, head, request.timestamp, backward)
+        if (found === undefined) return { items: [], cursor: null }
+        start = found.offset
+        known = found.record
       } else if (request.nonce !== undefined) {
         const nonce = Nonce.parse(request.nonce, "nonce")
         if (nonce instanceof InvalidArgument) return yield* Effect.fail(nonce)
         start = yield* seekNonce(context.view, head, nonce, backward)
         if (start === undefined) return { items: [], cursor: null }
       }
-      const stored = yield* collect(context.view, head, start, inclusive, backward, limit)
+      const stored = yield* collect(context.view, head, start, inclusive, backward, limit, known)
       const last = stored[stored.length - 1]
       return {
         items: stored.map(toEntry),
@@ -542,8 +546,8 @@ export const behavior = <A, I>(
     })
   }
 
-  /** Up to `limit` live entries from `start` (inclusive or not) in a direction. */
-  function collect(view: StoreView, head: Head.Head, start: number | undefined, inclusive: boolean, backward: boolean, limit: number) {
+  /** Up to `limit` live entries from `start` (inclusive or not) in a direction; `known`, when given, may be the record holding `start`. */
+  function collect(view: StoreView, head: Head.Head, start: number | undefined, inclusive: boolean, backward: boolean, limit: number, known?: Record.FeedRecord) {
     return Effect.gen(function*() {
       const out: Array<Record.StoredEntry> = []
       if (!Head.exists(head)) return out
@@ -566,7 +570,10 @@ export const behavior = <A, I>(
         }
       }
       let from: number | undefined
-      if (start !== undefined && !backward) {
+      if (start !== undefined && known !== undefined && known.firstOffset <= start && start <= Record.lastOffset(known)) {
+        take(known)
+        from = known.firstOffset
+      } else if (start !== undefined && !backward) {
         // Forward, one scan usually finds the start's record and the ones after it.
         const around = yield* Navigate.recordsAround(view, head.generation, start, limits.recordEntriesMax, 0)
         if (around !== undefined) {
@@ -614,9 +621,11 @@ export const behavior = <A, I>(
     })
     const span = limits.recordEntriesMax
     if (!backward) return Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp >= timestamp, guide(timestamp), span)
+    // Backward: the last entry at or before the timestamp, just before the first one after it.
     return Effect.map(
       Navigate.firstSatisfying(view, head.generation, low, high, (entry) => entry.timestamp > timestamp, guide(timestamp), span),
-      (after) => (after === undefined ? high : after - 1 >= low ? after - 1 : undefined)
+      (after): { readonly offset: number; readonly record?: Record.FeedRecord } | undefined =>
+        after === undefined ? { offset: high } : after.offset - 1 >= low ? { offset: after.offset - 1, record: after.record } : undefined
     )
   }
 
@@ -636,10 +645,10 @@ export const behavior = <A, I>(
       if (!backward) {
         const at = yield* Navigate.firstSatisfying(view, head.generation, 1, high, reaches(nonce))
         if (at === undefined) return undefined
-        return yield* nextWithNonce(view, head, at, false, (value) => value >= nonce)
+        return yield* nextWithNonce(view, head, at.offset, false, (value) => value >= nonce)
       }
       const above = yield* Navigate.firstSatisfying(view, head.generation, 1, high, reaches(nonce + 1n))
-      const from = above === undefined ? high : above - 1
+      const from = above === undefined ? high : above.offset - 1
       if (from < 1) return undefined
       return yield* nextWithNonce(view, head, from, true, (value) => value <= nonce)
     })

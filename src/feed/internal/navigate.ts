@@ -106,10 +106,16 @@ export interface Guide {
   readonly highKey: number
 }
 
+/** Where a search ended: the offset found and the record holding it (a reader can start from it without reading it again). */
+export interface Found {
+  readonly offset: number
+  readonly record: Record.FeedRecord
+}
+
 /**
  * Search over offsets `low`..`high` for the first entry satisfying a monotone predicate
- * (false ... false true ... true), probing one record per step. Returns the offset, or undefined
- * when no entry satisfies it.
+ * (false ... false true ... true), probing one record per step. Returns the offset with the
+ * record holding it, or undefined when no entry satisfies it.
  *
  * Without a guide, it bisects. With one, it alternates interpolation (the probe where the target
  * value should be, from the values at the range's ends) with bisection: values that grow about
@@ -124,7 +130,7 @@ export const firstSatisfying = (
   predicate: (entry: Record.StoredEntry, record: Record.FeedRecord) => boolean,
   guide?: Guide,
   span?: number
-): Effect.Effect<number | undefined, ReadError> => {
+): Effect.Effect<Found | undefined, ReadError> => {
   // A probe reads forward from the earliest start of a record holding it when it can (see `recordsAround`).
   const probe = (offset: number) =>
     span === undefined
@@ -139,7 +145,7 @@ export const firstSatisfying = (
     }
     return Math.floor((lo + hi) / 2)
   }
-  const step = (lo: number, hi: number, lowKey: number, highKey: number, found: number | undefined, probes: number): Effect.Effect<number | undefined, ReadError> => {
+  const step = (lo: number, hi: number, lowKey: number, highKey: number, found: Found | undefined, probes: number): Effect.Effect<Found | undefined, ReadError> => {
     // Every other probe at least halves [lo, hi]; 128 probes cover any offset range, so this always ends.
     if (lo > hi || probes > 128) return Effect.succeed(found)
     const middle = probeAt(lo, hi, lowKey, highKey, probes)
@@ -152,7 +158,7 @@ export const firstSatisfying = (
         return step(Math.max(middle, Record.lastOffset(record)) + 1, hi, guide?.key(last) ?? lowKey, highKey, found, probes + 1)
       }
       if (predicate(first, record)) {
-        return step(lo, Math.min(middle, record.firstOffset) - 1, lowKey, guide?.key(first) ?? highKey, record.firstOffset, probes + 1)
+        return step(lo, Math.min(middle, record.firstOffset) - 1, lowKey, guide?.key(first) ?? highKey, { offset: record.firstOffset, record }, probes + 1)
       }
       // The boundary is inside this record: bisect it (the predicate is monotone), decoding a few entries.
       let left = 1
@@ -162,7 +168,7 @@ export const firstSatisfying = (
         if (predicate(Record.entryAt(record, mid), record)) right = mid
         else left = mid + 1
       }
-      return Effect.succeed(record.firstOffset + right)
+      return Effect.succeed({ offset: record.firstOffset + right, record })
     })
   }
   return step(low, high, guide?.lowKey ?? 0, guide?.highKey ?? 0, undefined, 0)
