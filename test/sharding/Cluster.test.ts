@@ -1,14 +1,15 @@
 /**
  * Goal: scale-out keeps every guarantee with real processes on a standalone Redis: exactly-once
  * appends through SIGKILLs, no late write from a paused worker, no client error through a join
- * and a graceful leave, nothing acknowledged lost across a Redis restart or connections that keep
- * dropping, and never a shard held by two workers. Method: see `scenarios.ts` (worker processes of the compiled CLI, a client
+ * and a graceful leave, nothing acknowledged lost across a Redis restart, a Redis that stops
+ * answering for longer than a lease, or connections that keep dropping, and never a shard held by
+ * two workers. Method: see `scenarios.ts` (worker processes of the compiled CLI, a client
  * process, the private Redis of the test setup; a private Redis with `appendfsync always` for
  * the restart).
  */
 import { describe, inject, it } from "vitest"
 import { startRedis } from "../support/RedisServer.js"
-import { connectionDropScenario, joinLeaveScenario, killScenario, pauseScenario, redisRestartScenario } from "./scenarios.js"
+import { connectionDropScenario, joinLeaveScenario, killScenario, pauseScenario, redisPauseScenario, redisRestartScenario } from "./scenarios.js"
 
 describe("cluster on a standalone Redis", () => {
   it("keeps acknowledged appends exactly once through five SIGKILLs and restarts", () => killScenario(inject("redisUrl"), "kill"), 240_000)
@@ -21,6 +22,15 @@ describe("cluster on a standalone Redis", () => {
     const redis = await startRedis({ appendfsync: "always" })
     try {
       await redisRestartScenario(redis, "redis-restart")
+    } finally {
+      await redis.stop()
+    }
+  }, 120_000)
+
+  it("loses nothing acknowledged and holds no shard twice when Redis stops answering for longer than a lease", async () => {
+    const redis = await startRedis()
+    try {
+      await redisPauseScenario(redis, "redis-pause")
     } finally {
       await redis.stop()
     }

@@ -312,3 +312,35 @@ export const connectionDropScenario = async (redis: RedisProcess, label: string)
     killer.disconnect()
   }
 }
+
+/**
+ * Three workers under load on a Redis of their own, which stops answering for longer than a
+ * lease (`CLIENT PAUSE`, all commands, 4 s): commands time out and then run late, renewals come
+ * after their lease ended. Then every feed must be written again, every acknowledged append be
+ * stored exactly once, and no shard have been held twice.
+ */
+export const redisPauseScenario = async (redis: RedisProcess, label: string) => {
+  const { Redis } = await import("ioredis")
+  const admin = new Redis({ host: "127.0.0.1", port: redis.ports[0]!, lazyConnect: true })
+  await admin.connect()
+  const h = await harness(redis.url, label, ["w1", "w2", "w3"])
+  try {
+    const client = await h.client()
+    await client.start()
+    await sleep(2_000)
+    await admin.call("CLIENT", "PAUSE", String(LEASE_MILLIS + 1_000), "ALL")
+    await sleep(LEASE_MILLIS + 1_500)
+    const markedAt = await client.mark()
+    await waitFor("every feed to be written again", 60_000, async () => ((await client.progress()) === FEEDS ? true : undefined), 200)
+    await sleep(1_000)
+    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base, h.all, [...h.workers.values()])
+    const firsts = report.feeds.map((feed) => feed.firstAfterMark)
+    expect(firsts.every((first) => first !== null), "every feed was written again after the pause").toBe(true)
+    for (const tag of Object.keys(report.errors)) expect(TYPED_TRANSIENT.has(tag), `client error ${tag} is typed and transient`).toBe(true)
+    const recovery = Math.max(...firsts.map((first) => first! - markedAt))
+    console.log(`[${label}] Redis paused ${LEASE_MILLIS + 1_000} ms; every feed written again within ${recovery} ms after; ${acknowledged} appends acknowledged; client errors ${JSON.stringify(report.errors)}; ${holdings} holdings checked`)
+  } finally {
+    await h.close()
+    admin.disconnect()
+  }
+}
