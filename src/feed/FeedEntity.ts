@@ -534,8 +534,10 @@ export const behavior = <A, I>(
       } else if (request.nonce !== undefined) {
         const nonce = Nonce.parse(request.nonce, "nonce")
         if (nonce instanceof InvalidArgument) return yield* Effect.fail(nonce)
-        start = yield* seekNonce(context.view, head, nonce, backward)
-        if (start === undefined) return { items: [], cursor: null }
+        const found = yield* seekNonce(context.view, head, nonce, backward)
+        if (found === undefined) return { items: [], cursor: null }
+        start = found.offset
+        known = found.record
       }
       const stored = yield* collect(context.view, head, start, inclusive, backward, limit, known)
       const last = stored[stored.length - 1]
@@ -645,19 +647,24 @@ export const behavior = <A, I>(
       if (!backward) {
         const at = yield* Navigate.firstSatisfying(view, head.generation, 1, high, reaches(nonce))
         if (at === undefined) return undefined
-        return yield* nextWithNonce(view, head, at.offset, false, (value) => value >= nonce)
+        return yield* nextWithNonce(view, head, at.offset, false, (value) => value >= nonce, at.record)
       }
       const above = yield* Navigate.firstSatisfying(view, head.generation, 1, high, reaches(nonce + 1n))
       const from = above === undefined ? high : above.offset - 1
       if (from < 1) return undefined
-      return yield* nextWithNonce(view, head, from, true, (value) => value <= nonce)
+      return yield* nextWithNonce(view, head, from, true, (value) => value <= nonce, above?.record)
     })
   }
 
-  /** From `offset` (inclusive) in a direction, the first live entry whose nonce passes `test`. */
-  function nextWithNonce(view: StoreView, head: Head.Head, offset: number, backward: boolean, test: (nonce: bigint) => boolean) {
+  /**
+   * From `offset` (inclusive) in a direction, the first live entry whose nonce passes `test`, with
+   * the record holding it; `known`, when given, may be the record holding `offset` (not read again).
+   */
+  function nextWithNonce(view: StoreView, head: Head.Head, offset: number, backward: boolean, test: (nonce: bigint) => boolean, known?: Record.FeedRecord) {
     return Effect.gen(function*() {
-      const first = yield* Navigate.recordAtOrBefore(view, head.generation, offset)
+      const first = known !== undefined && known.firstOffset <= offset && offset <= Record.lastOffset(known)
+        ? known
+        : yield* Navigate.recordAtOrBefore(view, head.generation, offset)
       const pick = (record: Record.FeedRecord) => {
         const entries = backward ? [...record.entries].reverse() : record.entries
         return entries.find((entry) =>
@@ -665,7 +672,7 @@ export const behavior = <A, I>(
       }
       if (first !== undefined) {
         const found = pick(first)
-        if (found !== undefined) return found.offset
+        if (found !== undefined) return { offset: found.offset, record: first }
       }
       let from = first?.firstOffset
       // Bounded steps of records; the search ends at the end of the feed.
@@ -673,7 +680,7 @@ export const behavior = <A, I>(
         const records = yield* Navigate.recordsFrom(view, head.generation, from, backward, 16)
         for (const record of records) {
           const found = pick(record)
-          if (found !== undefined) return found.offset
+          if (found !== undefined) return { offset: found.offset, record }
         }
         if (records.length < 16) return undefined
         from = records[records.length - 1]!.firstOffset
