@@ -8,8 +8,18 @@
  * the restart).
  */
 import { describe, inject, it } from "vitest"
-import { startRedis } from "../support/RedisServer.js"
+import { type RedisProcess, startRedis } from "../support/RedisServer.js"
 import { connectionDropScenario, joinLeaveScenario, killScenario, pauseScenario, redisPauseScenario, redisRestartScenario } from "./scenarios.js"
+
+/** Runs a scenario on a Redis of its own, stopped afterwards whatever happened. */
+const onOwnRedis = (scenario: (redis: RedisProcess, label: string) => Promise<unknown>, label: string, options?: Parameters<typeof startRedis>[0]) => async () => {
+  const redis = await startRedis(options)
+  try {
+    await scenario(redis, label)
+  } finally {
+    await redis.stop()
+  }
+}
 
 describe("cluster on a standalone Redis", () => {
   it("keeps acknowledged appends exactly once through five SIGKILLs and restarts", () => killScenario(inject("redisUrl"), "kill"), 240_000)
@@ -18,30 +28,9 @@ describe("cluster on a standalone Redis", () => {
 
   it("moves about 1/N of the shards on a join and a graceful leave, with no client error", () => joinLeaveScenario(inject("redisUrl"), "join"), 120_000)
 
-  it("loses nothing acknowledged when Redis restarts under load", async () => {
-    const redis = await startRedis({ appendfsync: "always" })
-    try {
-      await redisRestartScenario(redis, "redis-restart")
-    } finally {
-      await redis.stop()
-    }
-  }, 120_000)
+  it("loses nothing acknowledged when Redis restarts under load", onOwnRedis(redisRestartScenario, "redis-restart", { appendfsync: "always" }), 120_000)
 
-  it("loses nothing acknowledged and holds no shard twice when Redis stops answering for longer than a lease", async () => {
-    const redis = await startRedis()
-    try {
-      await redisPauseScenario(redis, "redis-pause")
-    } finally {
-      await redis.stop()
-    }
-  }, 120_000)
+  it("loses nothing acknowledged and holds no shard twice when Redis stops answering for longer than a lease", onOwnRedis(redisPauseScenario, "redis-pause"), 120_000)
 
-  it("loses nothing acknowledged and holds no shard twice while Redis connections keep dropping", async () => {
-    const redis = await startRedis()
-    try {
-      await connectionDropScenario(redis, "drops")
-    } finally {
-      await redis.stop()
-    }
-  }, 120_000)
+  it("loses nothing acknowledged and holds no shard twice while Redis connections keep dropping", onOwnRedis(connectionDropScenario, "drops"), 120_000)
 })

@@ -241,6 +241,22 @@ export const joinLeaveScenario = async (redisUrl: string, label: string) => {
 }
 
 /**
+ * After a fault: marks the load, waits until every feed is written again, runs the shared checks
+ * (`finish`) and that every client error was typed and transient; answers the report and how long
+ * after the mark the last feed was written again.
+ */
+const servesAgain = async (h: Awaited<ReturnType<typeof harness>>, client: ClientProcess, what: string) => {
+  const markedAt = await client.mark()
+  await waitFor("every feed to be written again", 60_000, async () => ((await client.progress()) === FEEDS ? true : undefined), 200)
+  await sleep(1_000)
+  const checked = await finish(client, h.monitor, h.any().base, h.all, [...h.workers.values()])
+  const firsts = checked.report.feeds.map((feed) => feed.firstAfterMark)
+  expect(firsts.every((first) => first !== null), `every feed was written again after ${what}`).toBe(true)
+  for (const tag of Object.keys(checked.report.errors)) expect(TYPED_TRANSIENT.has(tag), `client error ${tag} is typed and transient`).toBe(true)
+  return { ...checked, recovery: Math.max(...firsts.map((first) => first! - markedAt)) }
+}
+
+/**
  * Three workers under load on a Redis with `appendfsync always`; Redis is killed, stays down
  * longer than a lease (every worker loses its shards), and restarts on the same port(s): the
  * client sees delays (the router retries) or typed errors, never a defect; every feed is written
@@ -255,14 +271,7 @@ export const redisRestartScenario = async (redis: RedisProcess, label: string) =
     const downAt = Date.now()
     await redis.restart!(LEASE_MILLIS + 1_000)
     const backAt = Date.now()
-    const markedAt = await client.mark()
-    await waitFor("every feed to be written again", 60_000, async () => ((await client.progress()) === FEEDS ? true : undefined), 200)
-    await sleep(1_000)
-    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base, h.all, [...h.workers.values()])
-    const firsts = report.feeds.map((feed) => feed.firstAfterMark)
-    expect(firsts.every((first) => first !== null), "every feed was written again after Redis returned").toBe(true)
-    const recovery = Math.max(...firsts.map((first) => first! - markedAt))
-    for (const tag of Object.keys(report.errors)) expect(TYPED_TRANSIENT.has(tag), `client error ${tag} is typed and transient`).toBe(true)
+    const { report, acknowledged, holdings, recovery } = await servesAgain(h, client, "Redis returned")
     const duringOutage = report.errorLog.filter(([at]) => at >= downAt && at <= backAt + 1_000).length
     console.log(`[${label}] Redis restart: down ${backAt - downAt} ms; every feed written again within ${recovery} ms of Redis returning; ${duringOutage} client errors during the outage; ${acknowledged} appends acknowledged; client errors ${JSON.stringify(report.errors)}; ${holdings} holdings checked`)
   } finally {
@@ -297,15 +306,8 @@ export const connectionDropScenario = async (redis: RedisProcess, label: string)
       }
       await sleep(250)
     }
-    const markedAt = await client.mark()
-    await waitFor("every feed to be written again", 60_000, async () => ((await client.progress()) === FEEDS ? true : undefined), 200)
-    await sleep(1_000)
-    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base, h.all, [...h.workers.values()])
+    const { report, acknowledged, holdings, recovery } = await servesAgain(h, client, "the drops")
     expect(drops).toBeGreaterThan(0)
-    const firsts = report.feeds.map((feed) => feed.firstAfterMark)
-    expect(firsts.every((first) => first !== null), "every feed was written again after the drops").toBe(true)
-    for (const tag of Object.keys(report.errors)) expect(TYPED_TRANSIENT.has(tag), `client error ${tag} is typed and transient`).toBe(true)
-    const recovery = Math.max(...firsts.map((first) => first! - markedAt))
     console.log(`[${label}] ${drops} connections cut over 5 s; every feed written again within ${recovery} ms; ${acknowledged} appends acknowledged; client errors ${JSON.stringify(report.errors)}; ${holdings} holdings checked`)
   } finally {
     await h.close()
@@ -330,14 +332,7 @@ export const redisPauseScenario = async (redis: RedisProcess, label: string) => 
     await sleep(2_000)
     await admin.call("CLIENT", "PAUSE", String(LEASE_MILLIS + 1_000), "ALL")
     await sleep(LEASE_MILLIS + 1_500)
-    const markedAt = await client.mark()
-    await waitFor("every feed to be written again", 60_000, async () => ((await client.progress()) === FEEDS ? true : undefined), 200)
-    await sleep(1_000)
-    const { report, acknowledged, holdings } = await finish(client, h.monitor, h.any().base, h.all, [...h.workers.values()])
-    const firsts = report.feeds.map((feed) => feed.firstAfterMark)
-    expect(firsts.every((first) => first !== null), "every feed was written again after the pause").toBe(true)
-    for (const tag of Object.keys(report.errors)) expect(TYPED_TRANSIENT.has(tag), `client error ${tag} is typed and transient`).toBe(true)
-    const recovery = Math.max(...firsts.map((first) => first! - markedAt))
+    const { report, acknowledged, holdings, recovery } = await servesAgain(h, client, "the pause")
     console.log(`[${label}] Redis paused ${LEASE_MILLIS + 1_000} ms; every feed written again within ${recovery} ms after; ${acknowledged} appends acknowledged; client errors ${JSON.stringify(report.errors)}; ${holdings} holdings checked`)
   } finally {
     await h.close()
