@@ -572,7 +572,7 @@ export const behavior = <A, I>(
         }
       }
       let from: number | undefined
-      if (start !== undefined && known !== undefined && known.firstOffset <= start && start <= Record.lastOffset(known)) {
+      if (start !== undefined && known !== undefined && Record.holds(known, start)) {
         take(known)
         from = known.firstOffset
       } else if (start !== undefined && !backward) {
@@ -662,9 +662,7 @@ export const behavior = <A, I>(
    */
   function nextWithNonce(view: StoreView, head: Head.Head, offset: number, backward: boolean, test: (nonce: bigint) => boolean, known?: Record.FeedRecord) {
     return Effect.gen(function*() {
-      const first = known !== undefined && known.firstOffset <= offset && offset <= Record.lastOffset(known)
-        ? known
-        : yield* Navigate.recordAtOrBefore(view, head.generation, offset)
+      const first = known !== undefined && Record.holds(known, offset) ? known : yield* Navigate.recordAtOrBefore(view, head.generation, offset)
       const pick = (record: Record.FeedRecord) => {
         const entries = backward ? [...record.entries].reverse() : record.entries
         return entries.find((entry) =>

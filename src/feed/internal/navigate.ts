@@ -66,7 +66,7 @@ export const recordsAround = (
 /** The record holding `offset`, if any. */
 export const recordHolding = (view: StoreView, generation: number, offset: number) =>
   Effect.map(recordAtOrBefore(view, generation, offset), (record) =>
-    record !== undefined && Record.lastOffset(record) >= offset ? record : undefined)
+    record !== undefined && Record.holds(record, offset) ? record : undefined)
 
 /** The last record of a generation. */
 export const lastRecord = (view: StoreView, generation: number) =>

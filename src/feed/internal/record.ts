@@ -176,6 +176,9 @@ export const entryAt = (record: FeedRecord, i: number): StoredEntry => (record i
 /** The last offset of a record. */
 export const lastOffset = (record: FeedRecord): number => record.firstOffset + size(record) - 1
 
+/** Whether a record holds `offset` (removed or not). */
+export const holds = (record: FeedRecord, offset: number): boolean => record.firstOffset <= offset && offset <= lastOffset(record)
+
 /** The largest nonce in a record, or the nonce before it. */
 export const lastNonce = (record: FeedRecord): bigint | undefined => {
   for (let i = record.entries.length - 1; i >= 0; i--) {
