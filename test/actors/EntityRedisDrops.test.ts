@@ -9,7 +9,6 @@
  * with what was acknowledged.
  */
 import { Effect, Exit, Layer, ManagedRuntime } from "effect"
-import { Redis } from "ioredis"
 import { strict as assert } from "node:assert"
 import { describe, it } from "vitest"
 import * as Entity from "../../actors/Entity.js"
@@ -18,6 +17,7 @@ import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { Balance, Deposit, walletDefinition, Withdraw } from "../../examples/entities/Wallet.js"
 import { IndexedStore } from "../../persistence/IndexedStore.js"
 import * as RedisStore from "../../persistence/RedisStore.js"
+import { connectionCutter } from "../support/connectionCutter.js"
 import { startRedis } from "../support/RedisServer.js"
 
 /** Recovery replays every event: a duplicated one would show in the balance. */
@@ -27,17 +27,15 @@ const LogWalletBehavior = Entity.eventSourced(LogWallet, { ...walletDefinition, 
 describe("event-sourced entities on the Redis store when connections drop", () => {
   it("recover exactly the state they had, through repeated connection drops", async () => {
     const redis = await startRedis()
-    const killer = new Redis({ host: "127.0.0.1", port: redis.ports[0]!, lazyConnect: true })
     const node = () =>
       EntityRuntime.register(LogWalletBehavior).pipe(
         Layer.provideMerge(EntityRuntime.layerLocal),
         Layer.provideMerge(RedisStore.layer({ url: redis.url, keyPrefix: "wallets" }))
       )
     const wallets = Array.from({ length: 6 }, (_, i) => `w${i}`)
+    // Made before any runtime connects: it cuts only the runtimes' connections.
+    const cutter = await connectionCutter(redis)
     try {
-      await killer.connect()
-      const ids = async () => [...String(await killer.call("CLIENT", "LIST")).matchAll(/(?:^| )id=(\d+)/gm)].map((match) => match[1]!)
-      const spared = new Set(await ids())
       const first = ManagedRuntime.make(node())
       // Deposits by wallet: amounts acknowledged, and amounts whose outcome is unknown.
       const acknowledged = new Map(wallets.map((id) => [id, new Set<number>()]))
@@ -60,7 +58,7 @@ describe("event-sourced entities on the Redis store when connections drop", () =
         // Redis running a commit and its reply arriving is short).
         for (let round = 0; round < 150; round++) {
           await new Promise((resolve) => setTimeout(resolve, 2 + (round % 5) * 3))
-          for (const id of await ids()) if (!spared.has(id)) await killer.call("CLIENT", "KILL", "ID", id).catch(() => undefined)
+          await cutter.cut()
         }
         await new Promise((resolve) => setTimeout(resolve, 300))
         depositing = false
@@ -97,7 +95,7 @@ describe("event-sourced entities on the Redis store when connections drop", () =
         await second.dispose()
       }
     } finally {
-      killer.disconnect()
+      cutter.close()
       await redis.stop()
     }
   }, 60_000)

@@ -6,28 +6,26 @@
  * connections are cut again and again while it works through them.
  */
 import { Effect } from "effect"
-import { Redis } from "ioredis"
 import { strict as assert } from "node:assert"
 import { describe, it } from "vitest"
 import * as EntityClient from "../../actors/EntityClient.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
 import * as DurableMessages from "../../src/durable/DurableMessages.js"
+import { connectionCutter } from "../support/connectionCutter.js"
 import { startRedis } from "../support/RedisServer.js"
 import { durableNode, eventually, Ledger, testPrefix } from "./support.js"
 
 describe("durable messages when Redis drops connections", () => {
   it("delivers every message, in order per entity, through repeated connection drops", async () => {
     const redis = await startRedis()
-    const killer = new Redis({ host: "127.0.0.1", port: redis.ports[0]!, lazyConnect: true })
     // Short locks: a message whose fetch reply was lost is recovered by the stalled check.
     const config = { stalledIntervalMillis: 500, lockDurationMillis: 2_000, backoffBaseMillis: 50, backoffMaxMillis: 400 }
     const layer = durableNode({ url: redis.url, prefix: testPrefix("drops"), stores: MemoryStore.layer, config })
     const entities = Array.from({ length: 20 }, (_, i) => `d${i}`)
     const perEntity = 150
+    // Made before the node starts: it cuts only the node's connections.
+    const cutter = await connectionCutter(redis)
     try {
-      await killer.connect()
-      const ids = async () => [...String(await killer.call("CLIENT", "LIST")).matchAll(/(?:^| )id=(\d+)/gm)].map((match) => match[1]!)
-      const spared = new Set(await ids())
       await Effect.runPromise(Effect.scoped(Effect.provide(Effect.gen(function*() {
         const durable = yield* DurableMessages.client(Ledger)
         for (let seq = 1; seq <= perEntity; seq++) {
@@ -41,11 +39,7 @@ describe("durable messages when Redis drops connections", () => {
           yield* Effect.sleep(20 + (round % 3) * 15)
           const handled = (yield* notes).reduce((sum, one) => sum + one.length, 0)
           if (handled >= entities.length * perEntity) break
-          for (const id of yield* Effect.promise(ids)) {
-            if (spared.has(id)) continue
-            yield* Effect.promise(() => killer.call("CLIENT", "KILL", "ID", id).catch(() => undefined))
-            drops++
-          }
+          drops += yield* Effect.promise(cutter.cut)
         }
         assert.ok(drops > 0, "the node's connections were dropped while it had notes to handle")
         yield* eventually("every note is handled", Effect.map(notes, (all) => all.every((one) => new Set(one).size === perEntity)), 60_000)
@@ -57,7 +51,7 @@ describe("durable messages when Redis drops connections", () => {
         }
       }), layer)) as Effect.Effect<void>)
     } finally {
-      killer.disconnect()
+      cutter.close()
       await redis.stop()
     }
   }, 120_000)

@@ -18,6 +18,7 @@ import { InvalidArgument } from "../../persistence/StoreError.js"
 import * as IngestBridge from "../../src/durable/IngestBridge.js"
 import * as IngestParser from "../../src/durable/IngestParser.js"
 import * as Feed from "../../src/feed/Feed.js"
+import { type ConnectionCutter, connectionCutter } from "../support/connectionCutter.js"
 import { type RedisProcess, startRedis, startRedisCluster } from "../support/RedisServer.js"
 import { testPrefix } from "./support.js"
 
@@ -110,13 +111,20 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMilli
   }
 }
 
+/** Waits until nothing of the queue waits or is being worked on. */
+const drains = (producer: Queue, timeoutMillis?: number) =>
+  waitFor("the queue drains", async () => {
+    const counts = await producer.getJobCounts("waiting", "active")
+    return counts.waiting === 0 && counts.active === 0
+  }, timeoutMillis)
+
 /**
  * Redis may run a fetch and lose only its reply, and ioredis re-sends unanswered commands after
  * reconnecting: the job the first run took would sit in BullMQ's active list, skipped, while
  * later jobs of its feed were appended. Without a takeover after each drop, such jobs never
  * finish (the drain below times out) or, re-queued later, are dropped as duplicates. On a Redis
- * (or Redis Cluster) of its own, every connection but the producer's and the killers' is the
- * bridge's, and they are cut again and again while jobs wait; then every feed must hold every job
+ * (or Redis Cluster) of its own, every connection but the producer's is the bridge's, and
+ * they are cut again and again while jobs wait; then every feed must hold every job
  * once, in queue order.
  */
 const ingestThroughDrops = async (redis: RedisProcess) => {
@@ -124,7 +132,7 @@ const ingestThroughDrops = async (redis: RedisProcess) => {
   const nodes = redis.ports.map((port) => ({ host: "127.0.0.1", port }))
   const prefix = clustered ? `{${testPrefix("drops")}}` : testPrefix("drops")
   const producer = new Queue("events", { connection: clustered ? new Cluster(nodes, { scaleReads: "master" }) : nodes[0]!, prefix })
-  const killers = nodes.map((node) => new Redis({ ...node, lazyConnect: true }))
+  let cutter: ConnectionCutter | undefined
   const runtime = ManagedRuntime.make(IngestBridge.layer(Feed.Json, {
     url: redis.url,
     queue: "events",
@@ -138,33 +146,22 @@ const ingestThroughDrops = async (redis: RedisProcess) => {
     leaseMillis: 2_000
   }).pipe(Layer.provideMerge(node())))
   try {
-    await Promise.all(killers.map((killer) => killer.connect()))
     const feeds = ["a", "b", "c", "d"]
     const perFeed = 1_500
     const jobs = Array.from({ length: perFeed * feeds.length }, (_, i) => ({ name: "e", data: { feed: feeds[i % feeds.length]!, n: Math.floor(i / feeds.length) + 1 } }))
     for (let start = 0; start < jobs.length; start += 500) await producer.addBulk(jobs.slice(start, start + 500))
-    const ids = async (killer: Redis) => [...String(await killer.call("CLIENT", "LIST")).matchAll(/(?:^| )id=(\d+)/gm)].map((match) => match[1]!)
-    // Before the bridge starts, every connection is a killer's or the producer's.
-    const spared = await Promise.all(killers.map(async (killer) => new Set(await ids(killer))))
+    // Made before the bridge starts: it spares the producer's connections.
+    cutter = await connectionCutter(redis)
     await runtime.runPromise(Effect.void)
     let drops = 0
     // Bounded: 40 rounds at most, each dropping the bridge's connections while jobs wait.
-    for (let round = 0; round < 40 && drops < 12 * killers.length; round++) {
+    for (let round = 0; round < 40 && drops < 12 * redis.ports.length; round++) {
       await new Promise((resolve) => setTimeout(resolve, 15 + (round % 4) * 10))
       if ((await producer.getJobCounts("waiting")).waiting === 0) break
-      for (const [k, killer] of killers.entries()) {
-        for (const id of await ids(killer)) {
-          if (spared[k]!.has(id)) continue
-          await killer.call("CLIENT", "KILL", "ID", id).catch(() => undefined)
-          drops++
-        }
-      }
+      drops += await cutter.cut()
     }
     assert.ok(drops > 0, "the bridge's connections were dropped while it had jobs to take")
-    await waitFor("the queue drains", async () => {
-      const counts = await producer.getJobCounts("waiting", "active")
-      return counts.waiting === 0 && counts.active === 0
-    }, 30_000)
+    await drains(producer, 30_000)
     assert.equal((await producer.getJobCounts("failed")).failed, 0)
     for (const feed of feeds) {
       const nonces = (await runtime.runPromise(allEntries(feed))).map((entry) => Number(entry.nonce))
@@ -172,7 +169,7 @@ const ingestThroughDrops = async (redis: RedisProcess) => {
     }
   } finally {
     await runtime.dispose()
-    for (const killer of killers) killer.disconnect()
+    cutter?.close()
     await producer.close()
     await redis.stop()
   }
@@ -263,10 +260,7 @@ describe("ingest bridge", () => {
       // Added while the bridge already runs, so fetches and completions interleave.
       await runtime.runPromise(Effect.void)
       for (let start = 0; start < total; start += 100) await producer.addBulk(jobs.slice(start, start + 100))
-      await waitFor("the queue drains", async () => {
-        const counts = await producer.getJobCounts("waiting", "active", "failed")
-        return counts.waiting === 0 && counts.active === 0
-      })
+      await drains(producer)
       assert.equal((await producer.getJobCounts("failed")).failed, 0)
       for (const feed of ["left", "right"]) {
         const nonces = (await runtime.runPromise(allEntries(feed))).map((entry) => Number(entry.nonce))
@@ -302,10 +296,7 @@ describe("ingest bridge", () => {
       await producer.addBulk(Array.from({ length: 20 }, (_, i) => ({ name: "e", data: { feed: "one", n: i + 1 } })))
       await admin.lpush(`${prefix}:events:active`, "ghost")
       await runtime.runPromise(Effect.void)
-      await waitFor("the queue drains", async () => {
-        const counts = await producer.getJobCounts("waiting", "active")
-        return counts.waiting === 0 && counts.active === 0
-      }, 30_000)
+      await drains(producer, 30_000)
       assert.deepEqual((await runtime.runPromise(allEntries("one"))).map((entry) => Number(entry.nonce)), Array.from({ length: 20 }, (_, i) => i + 1))
     } finally {
       await runtime.dispose()

@@ -7,23 +7,21 @@
  * fails has an unknown outcome and is not retried. Then every feed is read back whole.
  */
 import { Cause, Exit, ManagedRuntime } from "effect"
-import { Redis } from "ioredis"
 import { strict as assert } from "node:assert"
 import { describe, it } from "vitest"
 import * as RedisStore from "../../persistence/RedisStore.js"
 import * as Feed from "../../src/feed/Feed.js"
+import { connectionCutter } from "../support/connectionCutter.js"
 import { startRedis } from "../support/RedisServer.js"
 import { feedNode } from "./support.js"
 
 describe("feeds on the Redis store when connections drop", () => {
   it("keeps every feed exact through repeated connection drops", async () => {
     const redis = await startRedis()
-    const killer = new Redis({ host: "127.0.0.1", port: redis.ports[0]!, lazyConnect: true })
+    // Made before the node connects: it cuts only the node's connections.
+    const cutter = await connectionCutter(redis)
     const runtime = ManagedRuntime.make(feedNode(RedisStore.layer({ url: redis.url, keyPrefix: "drops" }), 64))
     try {
-      await killer.connect()
-      const ids = async () => [...String(await killer.call("CLIENT", "LIST")).matchAll(/(?:^| )id=(\d+)/gm)].map((match) => match[1]!)
-      const spared = new Set(await ids())
       const feeds = await runtime.runPromise(Feed.client(Feed.Json))
       const names = ["a", "b", "c"]
       const acknowledged = new Map(names.map((name) => [name, new Set<string>()]))
@@ -46,11 +44,7 @@ describe("feeds on the Redis store when connections drop", () => {
       // Bounded: 25 rounds, each cutting the node's connections.
       for (let round = 0; round < 25; round++) {
         await new Promise((resolve) => setTimeout(resolve, 40))
-        for (const id of await ids()) {
-          if (spared.has(id)) continue
-          await killer.call("CLIENT", "KILL", "ID", id).catch(() => undefined)
-          drops++
-        }
+        drops += await cutter.cut()
       }
       await new Promise((resolve) => setTimeout(resolve, 300))
       writing = false
@@ -80,7 +74,7 @@ describe("feeds on the Redis store when connections drop", () => {
         assert.equal(metadata.lastOffset, items.length, `${feed}: its last offset matches its entries`)
       }
     } finally {
-      killer.disconnect()
+      cutter.close()
       await runtime.dispose()
       await redis.stop()
     }

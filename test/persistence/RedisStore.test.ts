@@ -6,13 +6,13 @@
  * count twice.
  */
 import { Cause, Effect, Exit, Layer, ManagedRuntime } from "effect"
-import { Redis } from "ioredis"
 import { describe, expect, inject, it } from "vitest"
 import { IndexedStore } from "../../persistence/IndexedStore.js"
 import { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import { IN_FLIGHT_LOST, redactUrl } from "../../persistence/RedisConnection.js"
 import * as RedisStore from "../../persistence/RedisStore.js"
 import { suite } from "../conformance/StoreSuite.js"
+import { connectionCutter } from "../support/connectionCutter.js"
 import { startRedis } from "../support/RedisServer.js"
 
 const unique = (label: string) => `${label}${Math.random().toString(36).slice(2, 8)}`
@@ -65,13 +65,11 @@ describe("redis backend faults", () => {
     // ioredis re-sends unanswered commands after reconnecting by default; Redis may have run one
     // and lost only its reply, and a topic append run twice stores its values twice.
     const redis = await startRedis()
-    const killer = new Redis({ host: "127.0.0.1", port: redis.ports[0]!, lazyConnect: true })
+    // Made before the store connects: it cuts only the store's connection.
+    const cutter = await connectionCutter(redis)
     // A long timeout: commands in flight must fail when their connection drops, not by timing out.
     const runtime = ManagedRuntime.make(RedisStore.layer({ url: redis.url, keyPrefix: unique("drops"), commandTimeoutMillis: 60_000 }))
     try {
-      await killer.connect()
-      const ids = async () => [...String(await killer.call("CLIENT", "LIST")).matchAll(/(?:^| )id=(\d+)/gm)].map((match) => match[1]!)
-      const spared = new Set(await ids())
       const store = await runtime.runPromise(Effect.service(IndexedStore))
       const acknowledged = new Set<string>()
       const failures: Array<string> = []
@@ -89,7 +87,7 @@ describe("redis backend faults", () => {
       // Bounded: 40 rounds at most, each dropping the store's connection while writes are in flight.
       for (let round = 0; round < 40 && !failures.some((failure) => failure.includes(IN_FLIGHT_LOST)); round++) {
         await new Promise((resolve) => setTimeout(resolve, 30))
-        for (const id of await ids()) if (!spared.has(id)) await killer.call("CLIENT", "KILL", "ID", id).catch(() => undefined)
+        await cutter.cut()
       }
       await new Promise((resolve) => setTimeout(resolve, 200))
       writing = false
@@ -107,7 +105,7 @@ describe("redis backend faults", () => {
       for (const token of acknowledged) expect(kept.has(token)).toBe(true)
       expect(failures.some((failure) => failure.includes(IN_FLIGHT_LOST))).toBe(true)
     } finally {
-      killer.disconnect()
+      cutter.close()
       await runtime.dispose()
       await redis.stop()
     }

@@ -5,8 +5,10 @@
  * reading every feed back (exactly once, offsets 1, 2, 3...) and checking from every worker's
  * holdings that no shard was ever held by two workers at once. Times are logged, never asserted.
  */
+import { Redis } from "ioredis"
 import { expect } from "vitest"
 import { shardOf } from "../../actors/ShardId.js"
+import { connectionCutter } from "../support/connectionCutter.js"
 import type { RedisProcess } from "../support/RedisServer.js"
 import { tempDir } from "../support/tempDir.js"
 import {
@@ -286,10 +288,8 @@ export const redisRestartScenario = async (redis: RedisProcess, label: string) =
  * append be stored exactly once, and no shard have been held twice.
  */
 export const connectionDropScenario = async (redis: RedisProcess, label: string) => {
-  const { Redis } = await import("ioredis")
-  const killer = new Redis({ host: "127.0.0.1", port: redis.ports[0]!, lazyConnect: true })
-  await killer.connect()
-  const me = String(await killer.call("CLIENT", "ID"))
+  // Made before the workers start: it cuts every connection but its own.
+  const cutter = await connectionCutter(redis)
   const h = await harness(redis.url, label, ["w1", "w2", "w3"])
   try {
     const client = await h.client()
@@ -298,12 +298,7 @@ export const connectionDropScenario = async (redis: RedisProcess, label: string)
     let drops = 0
     // Bounded: 20 rounds of a quarter second.
     for (let round = 0; round < 20; round++) {
-      const ids = [...String(await killer.call("CLIENT", "LIST")).matchAll(/(?:^| )id=(\d+)/gm)].map((match) => match[1]!)
-      for (const id of ids) {
-        if (id === me) continue
-        await killer.call("CLIENT", "KILL", "ID", id).catch(() => undefined)
-        drops++
-      }
+      drops += await cutter.cut()
       await sleep(250)
     }
     const { report, acknowledged, holdings, recovery } = await servesAgain(h, client, "the drops")
@@ -311,7 +306,7 @@ export const connectionDropScenario = async (redis: RedisProcess, label: string)
     console.log(`[${label}] ${drops} connections cut over 5 s; every feed written again within ${recovery} ms; ${acknowledged} appends acknowledged; client errors ${JSON.stringify(report.errors)}; ${holdings} holdings checked`)
   } finally {
     await h.close()
-    killer.disconnect()
+    cutter.close()
   }
 }
 
@@ -322,7 +317,6 @@ export const connectionDropScenario = async (redis: RedisProcess, label: string)
  * stored exactly once, and no shard have been held twice.
  */
 export const redisPauseScenario = async (redis: RedisProcess, label: string) => {
-  const { Redis } = await import("ioredis")
   const admin = new Redis({ host: "127.0.0.1", port: redis.ports[0]!, lazyConnect: true })
   await admin.connect()
   const h = await harness(redis.url, label, ["w1", "w2", "w3"])
