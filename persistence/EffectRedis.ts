@@ -20,12 +20,8 @@ export const make = (connection: RedisConnectionShape) =>
     send: sender(connection.client),
     subscribe: (channel, onMessage) =>
       Effect.gen(function*() {
-        const subscriber = yield* Effect.mapError(connection.duplicate, failure)
-        subscriber.on("message", (from: string, message: string) => {
-          if (from === channel) onMessage({ channel: from, message })
-        })
-        yield* Effect.tryPromise({ try: () => subscriber.subscribe(channel), catch: failure })
-        // The listener lives until the scope closes; `duplicate` quits the connection then.
+        yield* Effect.mapError(connection.subscribe(channel, (message) => onMessage({ channel, message })), failure)
+        // The listener lives until the scope closes; the subscription's connection quits then.
         return Effect.never
       }),
     connect: Effect.gen(function*() {

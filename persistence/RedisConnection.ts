@@ -32,8 +32,18 @@ export interface RedisConnectionShape {
   /** The URL with any password replaced by `***`. */
   readonly redactedUrl: string
   readonly isCluster: boolean
-  /** Opens another connection with the same options (for subscriptions and blocking commands). */
+  /** Opens another connection with the same options (for blocking commands). */
   readonly duplicate: Effect.Effect<RedisClient, StoreUnavailable, Scope.Scope>
+  /**
+   * Subscribes to `channel` on a connection of its own for the scope, and stays subscribed
+   * through reconnections; `onResubscribed` runs each time a subscription is made again (messages
+   * published while the connection was down are lost: it is the moment to catch up).
+   */
+  readonly subscribe: (
+    channel: string,
+    onMessage: (message: string) => void,
+    onResubscribed?: () => void
+  ) => Effect.Effect<void, StoreUnavailable, Scope.Scope>
 }
 
 /** The connection service shared by the Redis store and the Redis coordinator of one process. */
@@ -124,7 +134,7 @@ export const clusterClient = (nodes: ReadonlyArray<ParsedNode>, options: Cluster
     ...options
   })
 
-const createClient = (options: RedisConnectionOptions): RedisClient => {
+const createClient = (options: RedisConnectionOptions, extra: RedisOptions = {}): RedisClient => {
   const nodes = parseNodes(options.url)
   const first = nodes[0]
   if (first === undefined) throw new Error("no Redis URL given")
@@ -139,7 +149,7 @@ const createClient = (options: RedisConnectionOptions): RedisClient => {
       redisOptions: { ...baseOptions(options), enableAutoPipelining: false, ...auth }
     })
   }
-  return new Redis({ ...baseOptions(options), ...auth, host: first.host, port: first.port, db: first.db })
+  return new Redis({ ...baseOptions(options), ...auth, ...extra, host: first.host, port: first.port, db: first.db })
 }
 
 /** What a command dropped with its connection fails with (not ioredis's "Connection is closed.", which a cluster client would retry). */
@@ -147,8 +157,12 @@ export const IN_FLIGHT_LOST = "the connection to Redis dropped with the command 
 
 /** The part of an ioredis client's state that holds the commands in flight on a closed connection. */
 interface InFlight {
-  prevCommandQueue?: { readonly shift: () => { readonly command: { readonly reject: (error: Error) => void } } | undefined } | null
+  prevCommandQueue?: {
+    readonly shift: () => { readonly command: { readonly reject: (error: Error) => void; readonly promise?: Promise<unknown> } } | undefined
+  } | null
 }
+
+const ignore = () => undefined
 
 /**
  * Fails the commands in flight on a connection as soon as it drops. Without re-sending (see
@@ -165,7 +179,13 @@ const failInFlightOnClose = (client: RedisClient): void =>
       if (queue === undefined || queue === null || typeof queue.shift !== "function") return
       state.prevCommandQueue = null
       // Bounded by the commands that were in flight; nothing is added to this queue any more.
-      for (let item = queue.shift(); item !== undefined; item = queue.shift()) item.command.reject(new Error(IN_FLIGHT_LOST))
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+        // ioredis sends some commands of its own without waiting for their answer (a SELECT or
+        // a re-subscription after reconnecting): failing one must not be an unhandled rejection,
+        // which ends a Node process. Callers that wait for theirs still get the error.
+        item.command.promise?.catch(ignore)
+        item.command.reject(new Error(IN_FLIGHT_LOST))
+      }
     }))
 
 /**
@@ -191,11 +211,11 @@ export const describeError = (cause: unknown): string => {
 }
 
 /** Opens a client and waits until it is ready, or fails with `StoreUnavailable` in bounded time. */
-const connect = (options: RedisConnectionOptions): Effect.Effect<RedisClient, StoreUnavailable, Scope.Scope> =>
+const connect = (options: RedisConnectionOptions, extra?: RedisOptions): Effect.Effect<RedisClient, StoreUnavailable, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
-        const client = createClient(options)
+        const client = createClient(options, extra)
         failInFlightOnClose(client)
         // Errors are reported through the commands that fail; without a listener ioredis would
         // print every reconnection error. The last one says why a connection never became ready
@@ -218,13 +238,38 @@ const connect = (options: RedisConnectionOptions): Effect.Effect<RedisClient, St
     (client) => Effect.promise(() => client.quit().then(() => undefined, () => client.disconnect()))
   )
 
+/**
+ * A subscription on a connection of its own. On a standalone Redis it subscribes again itself
+ * each time the connection is ready after a drop, rather than leave it to ioredis: ioredis
+ * re-subscribes only to the channels whose subscription was confirmed before the drop, so a
+ * connection that drops again while re-subscribing (its SUBSCRIBE fails, see
+ * `failInFlightOnClose`) would stay unsubscribed for good. A Redis Cluster client re-subscribes
+ * through its own subscriber connection.
+ */
+const subscribeOn = (options: RedisConnectionOptions) =>
+(channel: string, onMessage: (message: string) => void, onResubscribed?: () => void) =>
+  Effect.gen(function*() {
+    const subscriber = yield* connect(options, { autoResubscribe: false })
+    subscriber.on("message", (from: string, message: string) => {
+      if (from === channel) onMessage(message)
+    })
+    yield* Effect.tryPromise({
+      try: () => subscriber.subscribe(channel),
+      catch: (cause) => new StoreUnavailable({ backend: "redis", message: `cannot subscribe to ${channel}: ${describeError(cause)}` })
+    })
+    if (subscriber instanceof Cluster) return
+    // A failed SUBSCRIBE means the connection dropped again: its next "ready" tries again.
+    subscriber.on("ready", () => void subscriber.subscribe(channel).then(() => onResubscribed?.(), ignore))
+  })
+
 /** Opens a connection for the lifetime of the scope. */
 export const make = (options: RedisConnectionOptions): Effect.Effect<RedisConnectionShape, StoreUnavailable, Scope.Scope> =>
   Effect.map(connect(options), (client) => ({
     client,
     redactedUrl: redactUrl(options.url),
     isCluster: client instanceof Cluster,
-    duplicate: connect(options)
+    duplicate: connect(options),
+    subscribe: subscribeOn(options)
   }))
 
 /** The connection as a layer. */

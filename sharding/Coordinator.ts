@@ -204,10 +204,10 @@ export const make = (options: CoordinatorOptions): Effect.Effect<CoordinatorShap
       notify: Effect.ignore(call(() => client.publish(keys.changes, "changed"))),
       notices: Effect.gen(function*() {
         const queue = yield* Queue.sliding<void>(NOTICES_MAX)
-        const subscriber = yield* Effect.mapError(connection.duplicate, (error) => error)
         // The listener only hands notices to the queue; the manager drains it at its own pace.
-        subscriber.on("message", () => Queue.offerUnsafe(queue, undefined))
-        yield* call(() => subscriber.subscribe(keys.changes))
+        // After a reconnection, notices published meanwhile are lost: one wakes the manager.
+        const notice = () => void Queue.offerUnsafe(queue, undefined)
+        yield* connection.subscribe(keys.changes, notice, notice)
         return queue
       }),
       pauseRequest: Effect.map(call(() => client.get(keys.pause)), (value) => (value === null ? undefined : parsePause(value))),
