@@ -36,8 +36,11 @@ export interface WorkerOptions {
   /** The coordination Redis (`redis://`, `rediss://`, or comma-separated cluster nodes). */
   readonly redisUrl: string
   readonly store: StoreOption
-  /** host:port the worker transport listens on (port 0 picks one); others reach it there. */
-  readonly transport: { readonly host: string; readonly port: number }
+  /**
+   * host:port the worker transport listens on (port 0 picks one); others reach it there, unless
+   * `advertise` gives the host:port they reach it on (behind NAT, a port mapping or a proxy).
+   */
+  readonly transport: { readonly host: string; readonly port: number; readonly advertise?: string | undefined }
   readonly sharding?: Partial<ShardingConfigShape> | undefined
   readonly runtime?: Partial<RuntimeConfigShape> | undefined
   /** Hosts no shard and joins no membership: only routes messages to the workers (default false). */
@@ -111,7 +114,8 @@ export const layer = <ROut = never, E = never, RIn = never>(
   const cluster = Layer.unwrap(Effect.gen(function*() {
     const server = yield* SocketServer.SocketServer
     const port = (server.address as { readonly port?: number }).port ?? options.transport.port
-    const sharding: ShardingConfigShape = { ...shardingDefaults(), ...options.sharding, address: `${options.transport.host}:${port}` }
+    const address = options.transport.advertise ?? `${options.transport.host}:${port}`
+    const sharding: ShardingConfigShape = { ...shardingDefaults(), ...options.sharding, address }
     const shared = options.store._tag === "Redis"
     return Router.layer.pipe(
       Layer.provideMerge(ShardManager.layer({ sharedStore: shared, clientOnly: options.clientOnly })),

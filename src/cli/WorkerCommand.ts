@@ -14,6 +14,11 @@ import * as Settings from "./Settings.js"
 const store = Settings.string("store", "where data lives: redis (shared, required for more than one worker), level:<directory> or memory", "redis")
 const weight = Settings.finite("weight", "this worker's share of the shards relative to others", 1)
 const transport = Settings.string("transport", "host:port other workers reach this one on (port 0: a free one)", "127.0.0.1:0")
+const advertise = Settings.optionalString(
+  "advertise",
+  "host:port other workers reach this one's transport on, when it is not the --transport address (behind NAT, a port mapping or a proxy)",
+  "the --transport address"
+)
 const cluster = Settings.string("cluster", "the cluster's name; workers of one cluster share it", "default")
 const id = Settings.optionalString("id", "this worker's id", "random")
 const leaseMs = Settings.integer("lease-ms", "how long a heartbeat or shard lease lives without renewal, ms", 3_000)
@@ -35,6 +40,7 @@ export const workerCommand = Command.make(
     http: Settings.http,
     token: Settings.token,
     transport,
+    advertise,
     cluster,
     id,
     shards: Settings.shards,
@@ -52,11 +58,15 @@ export const workerCommand = Command.make(
       for (const problem of [http, peer, storeOption]) {
         if (typeof problem === "string") return yield* Effect.fail(new Node.NodeConfigError(problem.replace("--http", problem === peer ? "--transport" : "--http")))
       }
+      const advertised = Option.map(flags.advertise, Settings.parseAddress)
+      if (Option.isSome(advertised) && typeof advertised.value === "string") {
+        return yield* Effect.fail(new Node.NodeConfigError(advertised.value.replace("--http", "--advertise")))
+      }
       const workerId = Option.getOrElse(flags.id, () => shardingDefaults().workerId)
       const bound = yield* Node.serveWorker({
         redisUrl: flags.redis,
         store: storeOption as Worker.StoreOption,
-        transport: peer as { host: string; port: number },
+        transport: { ...(peer as { host: string; port: number }), advertise: Option.getOrUndefined(flags.advertise)?.trim() },
         sharding: {
           clusterName: flags.cluster,
           weight: flags.weight,

@@ -193,6 +193,13 @@ describe("shardfeed CLI", () => {
     }
   }, 60_000)
 
+  it("refuses a malformed --advertise, naming the flag", async () => {
+    const failure = await run(process.execPath, [cli, "worker", "--redis", inject("redisUrl"), "--http", "127.0.0.1:0", "--advertise", "no-port-here"])
+      .then(() => undefined, (error: { code: number; stderr: string }) => error)
+    assert.ok(failure !== undefined && failure.code === 1, "the worker exits with 1")
+    assert.match(failure!.stderr, /--advertise no-port-here must be host:port/)
+  }, 30_000)
+
   it("takes durable messages with --redis, and answers NotEnabled without it", async () => {
     const plain = await serve(tempDir("cli-plain"))
     try {
