@@ -50,6 +50,18 @@ export class EntityUnavailable extends Schema.TaggedError<EntityUnavailable>()("
   reason: Schema.String
 }) {}
 
+/**
+ * The message may or may not have taken effect: its writes were sent to the store and the answer
+ * was lost (a connection dropped, a timeout), or the connection to the worker that owns the entity
+ * was lost after the message was sent. shardfeed does not send it again, since handling it twice
+ * could apply it twice; retry it only if that is harmless (a feed append with a nonce is). A
+ * durable send (`{ durable: true }`) retries by itself, at least once.
+ */
+export class OutcomeUnknown extends Schema.TaggedError<OutcomeUnknown>()("OutcomeUnknown", {
+  entity: Schema.String,
+  reason: Schema.String
+}) {}
+
 /** A message failed to decode with the entity type's schema. */
 export class InvalidMessage extends Schema.TaggedError<InvalidMessage>()("InvalidMessage", {
   entity: Schema.String,
@@ -66,4 +78,5 @@ export type DeliveryError =
   | UnknownEntityType
   | Overloaded
   | EntityUnavailable
+  | OutcomeUnknown
   | InvalidMessage

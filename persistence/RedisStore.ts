@@ -13,7 +13,7 @@ import * as Layout from "./internal/layout.js"
 import * as RedisKeys from "./internal/redisKeys.js"
 import * as Scripts from "./internal/redisScripts.js"
 import { layerStores } from "./IndexedStore.js"
-import { describeError, type RedisClient, RedisConnection, type RedisConnectionOptions } from "./RedisConnection.js"
+import { describeError, IN_FLIGHT_LOST, type RedisClient, RedisConnection, type RedisConnectionOptions } from "./RedisConnection.js"
 import * as Connection from "./RedisConnection.js"
 import {
   type BatchOutcome,
@@ -54,8 +54,13 @@ const translate = (cause: unknown): Effect.Effect<never, BackendError> => {
   if (name === "ReplyError" && !TRANSIENT_REPLY.test(message)) {
     return Effect.die(new Error(`Redis store script failed: ${message}`))
   }
-  return Effect.fail(new StoreUnavailable({ backend: "redis", message }))
+  // A command whose connection dropped with it in flight, or that timed out, may have run.
+  const outcomeUnknown = message.includes(IN_FLIGHT_LOST) || TIMED_OUT.test(message)
+  return Effect.fail(new StoreUnavailable({ backend: "redis", message, ...(outcomeUnknown ? { outcomeUnknown } : {}) }))
 }
+
+/** ioredis's words for a command that got no reply within `commandTimeout`. */
+const TIMED_OUT = /^Command timed out/
 
 const lowerBound = (range: KeyRange): Arg =>
   range.gt !== undefined
@@ -204,11 +209,19 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<StoreBacken
       call(() =>
         // Issued together: ioredis pipelines them into few socket writes (and routes each to its
         // slot's node on a cluster); each script is atomic on its own.
-        Promise.all(batches.map((batch) => {
+        Promise.allSettled(batches.map((batch) => {
           const [numberOfKeys, ...args] = encodeWrite(keys, batch)
           return commands.sfWriteBuffer(Number(numberOfKeys), ...args)
         }))
-      ).pipe(Effect.map((replies) => replies.map(decodeOutcome)))
+      ).pipe(Effect.flatMap((settled) => {
+        const failed = settled.find((one) => one.status === "rejected")
+        if (failed === undefined) return Effect.succeed(settled.map((one) => decodeOutcome((one as PromiseFulfilledResult<Array<number>>).value)))
+        // The batches together are not atomic: when some committed, the write as a whole was
+        // applied in part, which its callers must hear as an unknown outcome.
+        const partly = settled.some((one) => one.status === "fulfilled")
+        return Effect.mapError(translate(failed.reason), (error) =>
+          partly && error._tag === "StoreUnavailable" ? new StoreUnavailable({ backend: error.backend, message: error.message, outcomeUnknown: true }) : error)
+      }))
 
     const nodes = (): ReadonlyArray<RedisClient> =>
       "nodes" in client && connection.isCluster ? (client as import("ioredis").Cluster).nodes("master") : [client]

@@ -16,10 +16,16 @@ export class StoreClosed extends Schema.TaggedError<StoreClosed>()("StoreClosed"
   backend: Schema.String
 }) {}
 
-/** The backend cannot be reached or answered with an error; the operation may be retried. */
+/**
+ * The backend cannot be reached or answered with an error; the operation may be retried. A write
+ * that fails with `outcomeUnknown` may have been applied, in part or whole (its reply was lost
+ * with a connection, or it timed out, or some of its batches committed): retry it only if
+ * applying it twice is harmless. Without it, nothing of the write was applied.
+ */
 export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>()("StoreUnavailable", {
   backend: Schema.String,
-  message: Schema.String
+  message: Schema.String,
+  outcomeUnknown: Schema.optionalKey(Schema.Boolean)
 }) {}
 
 /** A LevelDB directory is held by another process (or another open store in this one). */

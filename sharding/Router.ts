@@ -17,7 +17,10 @@ import { ShardingConfig } from "./ShardingConfig.js"
 import { ShardManager } from "./ShardManager.js"
 import { connect, type Peer } from "./WorkerTransport.js"
 
-/** Errors after which a message is routed again rather than answered. */
+/**
+ * Errors after which a message is routed again rather than answered: those that say it was not
+ * handled. `OutcomeUnknown` (it may have been) goes back to the sender, as a timeout would.
+ */
 const RETRYABLE = new Set(["ShardNotOwned", "EntityUnavailable"])
 const WAITING_MAX = 100_000
 const BACKOFF_START = 10
@@ -92,12 +95,12 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
     if (owner === undefined) return false
     const original = item.envelope
     const reply = (exit: Exit.Exit<unknown, unknown>) => {
-      if (Exit.isFailure(exit) && Date.now() < item.giveUpAt) {
-        const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-        const tag = error?._tag === "Fail" ? (error.error as { _tag?: string })._tag : undefined
-        if (tag !== undefined && RETRYABLE.has(tag)) {
-          item.lastError = error!._tag === "Fail" ? error!.error : undefined
-          if (owner.worker !== manager.workerId && (item.lastError as { entity?: string } | undefined)?.entity === "transport") forget(owner.address)
+      if (Exit.isFailure(exit)) {
+        const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")?.error as { readonly _tag?: string; readonly entity?: string } | undefined
+        // A connection that failed is made anew for the next message (the peer may have restarted).
+        if (error?.entity === "transport" && owner.worker !== manager.workerId) forget(owner.address)
+        if (error?._tag !== undefined && RETRYABLE.has(error._tag) && Date.now() < item.giveUpAt) {
+          item.lastError = error
           item.attempts++
           item.notBefore = Date.now() + Math.min(BACKOFF_MAX, BACKOFF_START * 2 ** Math.min(item.attempts, 5))
           manager.requestRefresh()

@@ -57,7 +57,8 @@ const rpcOf = (type: string, tag: string) => Entity.lookup(type)?.rpcs.get(tag) 
 /** The runtime's own errors, which any message may end with. */
 const DeliveryFailure = Schema.Union([
   EntityError.MailboxFull, EntityError.PoisonMessage, EntityError.AskTimeout, EntityError.ShardNotOwned,
-  EntityError.UnknownEntityType, EntityError.Overloaded, EntityError.EntityUnavailable, EntityError.InvalidMessage, InvalidArgument
+  EntityError.UnknownEntityType, EntityError.Overloaded, EntityError.EntityUnavailable, EntityError.OutcomeUnknown, EntityError.InvalidMessage,
+  InvalidArgument
 ])
 const deliveryTags = new Set(DeliveryFailure.members.map((member) => (member as unknown as { identifier?: string }).identifier ?? ""))
 
@@ -153,8 +154,20 @@ export interface Peer {
 
 const BATCHES_IN_FLIGHT = 16
 
-const connectionError = (error: unknown) =>
-  new EntityError.EntityUnavailable({ entity: "transport", reason: `peer unreachable: ${String((error as { message?: unknown })?.message ?? error)}` })
+const describe = (error: unknown) => String((error as { message?: unknown })?.message ?? error)
+
+/** For a message that never left this process: the router may send it again. */
+const connectionError = (error: unknown) => new EntityError.EntityUnavailable({ entity: "transport", reason: `peer unreachable: ${describe(error)}` })
+
+/**
+ * For a message of a batch handed to the connection: unless the connection never opened, the
+ * peer may have handled it and lost only the reply, so it must not be sent again.
+ */
+const sentError = (error: unknown) => {
+  const reason = (error as { readonly _tag?: unknown; readonly reason?: { readonly _tag?: unknown } } | undefined)
+  if (reason?._tag === "RpcClientError" && reason.reason?._tag === "SocketOpenError") return connectionError(error)
+  return new EntityError.OutcomeUnknown({ entity: "transport", reason: `the connection to the peer was lost with the message sent: ${describe(error)}` })
+}
 
 /** Connects to the peer at `host:port`; `close` stops it and fails what it still holds. */
 export const connect = (
@@ -176,13 +189,13 @@ export const connect = (
     const client = yield* RpcClient.make(TransportRpcs, { disableTracing: true }).pipe(Effect.provideContext(protocol), Effect.orDie)
     const queue = yield* Queue.bounded<Pending>(limits.queueMax)
     const inFlight = yield* Semaphore.make(BATCHES_IN_FLIGHT)
-    /** Answers the batch's unanswered messages with a connection error (made only if one is left: errors capture stacks). */
+    /** Answers the batch's unanswered messages with the error `reason` makes (made only if one is left: errors capture stacks). */
     const settle = (batch: ReadonlyArray<Pending>, done: Array<boolean>, reason: () => unknown) => {
       let exit: Exit.Exit<unknown, unknown> | undefined
       batch.forEach((item, i) => {
         if (done[i]) return
         done[i] = true
-        exit ??= Exit.fail(connectionError(reason()))
+        exit ??= Exit.fail(sentError(reason()))
         item.envelope.reply?.(exit)
       })
     }

@@ -12,7 +12,7 @@ import { InvalidArgument } from "../../persistence/StoreError.js"
 import * as StoreView from "../../persistence/StoreView.js"
 import type { DirectStyle, EventSourcedStyle, Registered } from "../Entity.js"
 import { isDeclaredError } from "../Entity.js"
-import { EntityUnavailable, PoisonMessage, ShardNotOwned } from "../EntityError.js"
+import { EntityUnavailable, OutcomeUnknown, PoisonMessage, ShardNotOwned } from "../EntityError.js"
 import * as Lifecycle from "../EntityLifecycle.js"
 import type { Envelope } from "../Messenger.js"
 import type { Participant } from "./groupCommit.js"
@@ -169,10 +169,11 @@ export class EntityCell implements Participant {
     this.wakeCommitWaiters()
   }
 
-  failed(_round: number, reason: string): void {
-    // Everything not yet durable is lost, and the state in memory assumed it: answer every
-    // waiting message, drop the writes, and rebuild from the store on the next message.
-    const error = Exit.fail(new EntityUnavailable({ entity: this.label, reason }))
+  failed(_round: number, reason: string, outcomeUnknown: boolean): void {
+    // Everything not yet durable is lost (or, with an unknown outcome, may be durable), and the
+    // state in memory assumed it: answer every waiting message, drop the writes, and rebuild from
+    // the store on the next message.
+    const error = Exit.fail(outcomeUnknown ? new OutcomeUnknown({ entity: this.label, reason }) : new EntityUnavailable({ entity: this.label, reason }))
     for (const waiting of this.waiting.splice(0)) waiting.envelope.reply!(error)
     this.pending.discard()
     this.inFlightRound = 0

@@ -29,8 +29,11 @@ export interface Participant {
   takeOpen(): { readonly round: number; readonly ops: ReadonlyArray<WriteOp> }
   /** The round is durable. */
   committed(round: number): void
-  /** The round failed; none of it is durable. */
-  failed(round: number, reason: string): void
+  /**
+   * The round failed: none of it is durable, or, with `outcomeUnknown`, some or all of it may be
+   * (the store could not tell).
+   */
+  failed(round: number, reason: string, outcomeUnknown: boolean): void
 }
 
 /** What a round reports, for metrics. */
@@ -44,6 +47,13 @@ export interface RoundReport {
 }
 
 const NONE: ReadonlyMap<string, number> = new Map()
+
+/**
+ * Whether a failed backend write may have been applied: unless every failure is a typed one that
+ * says nothing was (a defect or an interruption proves nothing either way).
+ */
+const mayHaveApplied = (cause: Cause.Cause<unknown>): boolean =>
+  cause.reasons.some((reason) => reason._tag !== "Fail" || (reason.error as { readonly outcomeUnknown?: unknown }).outcomeUnknown === true)
 
 /** Collects participants and commits them round by round. */
 export class GroupCommitter {
@@ -110,7 +120,7 @@ export class GroupCommitter {
   discardWaiting(reason: string): number {
     const participants = [...this.dirty]
     this.dirty.clear()
-    for (const participant of participants) participant.failed(participant.takeOpen().round, reason)
+    for (const participant of participants) participant.failed(participant.takeOpen().round, reason, false)
     return participants.length
   }
 
@@ -139,7 +149,8 @@ export class GroupCommitter {
           item.round,
           epoch === undefined
             ? `shard ${participant.shard} is not owned here`
-            : `shard ${participant.shard} was taken again (epoch ${epoch}) since this state was read (epoch ${participant.epoch})`
+            : `shard ${participant.shard} was taken again (epoch ${epoch}) since this state was read (epoch ${participant.epoch})`,
+          false
         )
         continue
       }
@@ -180,7 +191,8 @@ export class GroupCommitter {
     const participants = committing.reduce((sum, members) => sum + members.length, 0)
     if (Exit.isFailure(exit)) {
       const reason = Cause.pretty(exit.cause)
-      for (const members of committing) for (const member of members) member.participant.failed(member.round, reason)
+      const unknown = mayHaveApplied(exit.cause)
+      for (const members of committing) for (const member of members) member.participant.failed(member.round, reason, unknown)
       this.onRound({ writes, writesByType: NONE, participants, batches: batches.length, outcome: "unavailable" })
       return
     }
@@ -196,7 +208,7 @@ export class GroupCommitter {
         return
       }
       const reason = `fenced on partition ${batches[i]!.partition}: epoch ${batches[i]!.epoch} < ${outcome.currentEpoch}`
-      for (const member of members) member.participant.failed(member.round, reason)
+      for (const member of members) member.participant.failed(member.round, reason, false)
       fenced = true
       this.onFenced(members[0]!.participant.shard)
     })

@@ -80,7 +80,7 @@ const TIMESTAMP_MAX = 8.64e15
 const NONCE_TEXT = /^(0|[1-9][0-9]{0,38})$/
 const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,128}$/
 /** Errors of an append that a later attempt may not get. */
-const PASSING = new Set(["MailboxFull", "Overloaded", "ShardNotOwned", "EntityUnavailable", "AskTimeout", "StoreUnavailable", "StoreClosed", "Fenced"])
+const PASSING = new Set(["MailboxFull", "Overloaded", "ShardNotOwned", "EntityUnavailable", "OutcomeUnknown", "AskTimeout", "StoreUnavailable", "StoreClosed", "Fenced"])
 const ITEM_FIELD = /^items\[(\d+)\]/
 
 const bounded = (field: string, value: number | undefined, fallback: number, min: number, max: number): number | InvalidArgument => {

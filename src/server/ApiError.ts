@@ -41,6 +41,7 @@ const STATUS: Readonly<Record<string, number>> = {
   ShardNotOwned: 503,
   EntityUnavailable: 503,
   AskTimeout: 503,
+  OutcomeUnknown: 503,
   StoreUnavailable: 503,
   PauseFailed: 503,
   StoreClosed: 503,
@@ -68,6 +69,8 @@ const describe = (error: { readonly _tag: string } & Record<string, unknown>): s
       return `shard ${String(error.shard)} is not available here right now; retry`
     case "AskTimeout":
       return `no reply from ${String(error.entity)} within ${String(error.timeoutMillis)} ms; retry`
+    case "OutcomeUnknown":
+      return `the message to ${String(error.entity)} may or may not have taken effect (${String(error.reason)}); it was not sent again: retry only if applying it twice is harmless (a feed append with a nonce is)`
     case "UnknownEntityType":
       return `no entity type named ${String(error.type)}`
     default:

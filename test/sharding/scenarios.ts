@@ -33,7 +33,7 @@ const FEEDS = 100
 const LEASE_MILLIS = 3_000
 
 /** Errors a client may see while a cluster recovers: typed, retryable, never a defect. */
-const TYPED_TRANSIENT = new Set(["AskTimeout", "ShardNotOwned", "EntityUnavailable", "StoreUnavailable", "Overloaded", "Fenced", "MailboxFull"])
+const TYPED_TRANSIENT = new Set(["AskTimeout", "OutcomeUnknown", "ShardNotOwned", "EntityUnavailable", "StoreUnavailable", "Overloaded", "Fenced", "MailboxFull"])
 
 /** Workers, a client and a holdings monitor, all stopped by `close` whatever happened. */
 const harness = async (redisUrl: string, label: string, ids: ReadonlyArray<string>) => {
