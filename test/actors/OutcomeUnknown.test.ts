@@ -128,10 +128,13 @@ const scenario = (setup: (redis: RedisProcess) => Promise<Setup>) => async () =>
     const deposit = (amount: number) => Effect.runPromiseExit(wallets.ask("w", "Deposit", { amount }, { timeoutMillis: 20_000 }))
     assert.equal(errorTag(await deposit(1)), "success", "a first deposit")
     proxy.swallowReplies(true)
+    const before = proxy.swallowed()
     const lost = deposit(2)
-    // The deposit reaches the other side and is handled there; its answer goes nowhere. Then
-    // the connections drop.
-    await sleep(300)
+    // The deposit goes through the proxy (nothing else does now) and is handled on the other
+    // side, which answers once it is durable; the answer is dropped. Then the connections drop.
+    // Bounded: 10 s.
+    for (const deadline = Date.now() + 10_000; proxy.swallowed() === before && Date.now() < deadline;) await sleep(5)
+    assert.ok(proxy.swallowed() > before, "the deposit was answered, and the answer dropped")
     assert.ok(proxy.cutAll() > 0, "connections were cut")
     proxy.swallowReplies(false)
     assert.equal(errorTag(await lost), "OutcomeUnknown", "the deposit whose answer was lost is answered OutcomeUnknown")

@@ -9,6 +9,10 @@ export interface TcpProxy {
   readonly port: number
   /** While on, bytes from the target are dropped instead of forwarded. */
   readonly swallowReplies: (on: boolean) => void
+  /** Bytes forwarded to the target so far (to tell when a request went through). */
+  readonly forwarded: () => number
+  /** Bytes from the target dropped so far (to tell when an answer was made, and lost). */
+  readonly swallowed: () => number
   /** Destroys every open connection (both sides); answers how many. */
   readonly cutAll: () => number
   readonly close: () => Promise<void>
@@ -16,6 +20,8 @@ export interface TcpProxy {
 
 export const tcpProxy = async (target: { readonly host: string; readonly port: number }): Promise<TcpProxy> => {
   let swallowing = false
+  let forwarded = 0
+  let swallowed = 0
   const pairs = new Set<{ readonly client: Net.Socket; readonly upstream: Net.Socket }>()
   const server = Net.createServer((client) => {
     const upstream = Net.connect(target)
@@ -23,9 +29,13 @@ export const tcpProxy = async (target: { readonly host: string; readonly port: n
     pairs.add(pair)
     client.setNoDelay(true)
     upstream.setNoDelay(true)
-    client.on("data", (chunk) => upstream.write(chunk))
+    client.on("data", (chunk) => {
+      forwarded += chunk.length
+      upstream.write(chunk)
+    })
     upstream.on("data", (chunk) => {
-      if (!swallowing) client.write(chunk)
+      if (swallowing) swallowed += chunk.length
+      else client.write(chunk)
     })
     const end = () => {
       pairs.delete(pair)
@@ -43,6 +53,8 @@ export const tcpProxy = async (target: { readonly host: string; readonly port: n
     swallowReplies: (on) => {
       swallowing = on
     },
+    forwarded: () => forwarded,
+    swallowed: () => swallowed,
     cutAll: () => {
       const cut = pairs.size
       for (const { client, upstream } of [...pairs]) {
