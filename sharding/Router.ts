@@ -7,8 +7,8 @@
  * for one shard wait in order, and new ones queue behind them, so each sender's order holds
  * through a move. Everything waiting is bounded.
  */
-import { Effect, Exit, Layer, Scope } from "effect"
-import { Overloaded } from "../actors/EntityError.js"
+import { Cause, Effect, Exit, Layer, Scope } from "effect"
+import { Overloaded, ShardNotOwned } from "../actors/EntityError.js"
 import { AskTracker } from "../actors/internal/askTracker.js"
 import { EntityRuntime } from "../actors/EntityRuntime.js"
 import { type Envelope, Messenger, type MessengerShape } from "../actors/Messenger.js"
@@ -78,8 +78,16 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
     Effect.runFork(existing.close)
   }
 
+  /** Answers a message; a `send` has nobody to answer, so its failure is logged (as the runtime logs those it refuses). */
+  const answer = (envelope: Envelope, exit: Exit.Exit<unknown, unknown>) => {
+    if (envelope.reply !== undefined) return envelope.reply(exit)
+    if (Exit.isFailure(exit)) {
+      Effect.runFork(Effect.logWarning(`message ${envelope.tag} sent to ${envelope.type}/${envelope.id} without reply failed`, Cause.pretty(exit.cause).slice(0, 500)))
+    }
+  }
+
   const park = (item: Waiting) => {
-    if (waitingCount >= WAITING_MAX) return item.envelope.reply?.(Exit.fail(new Overloaded({ resident: waitingCount })))
+    if (waitingCount >= WAITING_MAX) return answer(item.envelope, Exit.fail(new Overloaded({ resident: waitingCount })))
     let queue = waiting.get(item.shard)
     if (queue === undefined) {
       queue = []
@@ -107,7 +115,7 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
           return park(item)
         }
       }
-      original.reply?.(exit)
+      answer(original, exit)
     }
     const envelope: Envelope = { ...original, reply }
     if (owner.worker === manager.workerId) {
@@ -129,7 +137,8 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
         if (now >= item.giveUpAt) {
           queue.shift()
           waitingCount--
-          item.envelope.reply?.(Exit.fail(item.lastError ?? new Overloaded({ resident: waitingCount })))
+          // Never routed (no owner, or no connection to it, all along): the shard is not available.
+          answer(item.envelope, Exit.fail(item.lastError ?? new ShardNotOwned({ entity: `${item.envelope.type}/${item.envelope.id}`, shard })))
           continue
         }
         if (now < item.notBefore) break

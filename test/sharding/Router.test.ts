@@ -1,0 +1,50 @@
+/**
+ * Goal: the router ends every message it keeps for a shard with no reachable owner within its
+ * retry time: an ask with a typed `ShardNotOwned`, a send (nobody to answer) with a log line, so
+ * that neither fails silently.
+ * Method: a client-only member of a cluster no worker hosts (on the test setup's Redis), with a
+ * short retry time; the default logger writes through `console.log`, which the test reads.
+ */
+import { Cause, Effect, Exit, ManagedRuntime } from "effect"
+import { strict as assert } from "node:assert"
+import { describe, inject, it } from "vitest"
+import * as EntityClient from "../../actors/EntityClient.js"
+import { Wallet } from "../../examples/entities/Wallet.js"
+import * as Worker from "../../sharding/Worker.js"
+
+const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
+
+describe("the router, when no worker owns a shard", () => {
+  it("answers an ask ShardNotOwned and logs a failed send once its retry time is over", async () => {
+    const client = ManagedRuntime.make(Worker.layer({
+      redisUrl: inject("redisUrl"),
+      store: { _tag: "Memory" },
+      transport: { host: "127.0.0.1", port: 0 },
+      sharding: { clusterName: `lonely-${Math.random().toString(36).slice(2, 8)}`, routeRetryMillis: 300 },
+      clientOnly: true
+    }))
+    const lines: Array<string> = []
+    const log = console.log
+    console.log = (...args: Array<unknown>) => void lines.push(args.map(String).join(" "))
+    try {
+      const wallets = await client.runPromise(EntityClient.make(Wallet))
+      const started = Date.now()
+      const exit = await Effect.runPromiseExit(wallets.ask("w", "Balance"))
+      assert.ok(Exit.isFailure(exit), "the ask fails")
+      const error = Cause.findErrorOption(exit.cause)
+      assert.equal(error._tag === "Some" ? (error.value as { _tag: string })._tag : "none", "ShardNotOwned")
+      assert.ok(Date.now() - started >= 300, "after the retry time")
+      await Effect.runPromise(wallets.send("w", "Deposit", { amount: 1 }))
+      // Bounded: 5 s.
+      for (const deadline = Date.now() + 5_000; Date.now() < deadline && !lines.some((line) => line.includes("Deposit sent to wallet/w without reply failed"));) {
+        await sleep(20)
+      }
+      const logged = lines.find((line) => line.includes("Deposit sent to wallet/w without reply failed"))
+      assert.ok(logged !== undefined, `the failed send is logged; logged: ${lines.join("\n")}`)
+      assert.match(logged, /ShardNotOwned/)
+    } finally {
+      console.log = log
+      await client.dispose()
+    }
+  }, 30_000)
+})
