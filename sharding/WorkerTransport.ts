@@ -164,8 +164,8 @@ const connectionError = (error: unknown) => new EntityError.EntityUnavailable({ 
  * peer may have handled it and lost only the reply, so it must not be sent again.
  */
 const sentError = (error: unknown) => {
-  const reason = (error as { readonly _tag?: unknown; readonly reason?: { readonly _tag?: unknown } } | undefined)
-  if (reason?._tag === "RpcClientError" && reason.reason?._tag === "SocketOpenError") return connectionError(error)
+  const failure = error as { readonly _tag?: unknown; readonly reason?: { readonly _tag?: unknown } } | undefined
+  if (failure?._tag === "RpcClientError" && failure.reason?._tag === "SocketOpenError") return connectionError(error)
   return new EntityError.OutcomeUnknown({ entity: "transport", reason: `the connection to the peer was lost with the message sent: ${describe(error)}` })
 }
 
