@@ -9,8 +9,7 @@
  * replies and then cuts the connections. The balance afterwards says how many times the deposit
  * was applied.
  */
-import { Cause, Effect, Exit, Layer, ManagedRuntime } from "effect"
-import * as Net from "node:net"
+import { Effect, Exit, Layer, ManagedRuntime } from "effect"
 import { strict as assert } from "node:assert"
 import { describe, it } from "vitest"
 import * as EntityClient from "../../actors/EntityClient.js"
@@ -18,27 +17,13 @@ import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { Wallet, WalletBehavior } from "../../examples/entities/Wallet.js"
 import * as RedisStore from "../../persistence/RedisStore.js"
 import * as Worker from "../../sharding/Worker.js"
-import { type RedisProcess, startRedis } from "../support/RedisServer.js"
+import { errorTag } from "../support/errorTag.js"
+import { freePort, type RedisProcess, startRedis } from "../support/RedisServer.js"
 import { type TcpProxy, tcpProxy } from "../support/tcpProxy.js"
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
-const errorTag = (exit: Exit.Exit<unknown, unknown>) => {
-  if (Exit.isSuccess(exit)) return "success"
-  const error = Cause.findErrorOption(exit.cause)
-  return error._tag === "Some" ? (error.value as { _tag: string })._tag : Cause.pretty(exit.cause)
-}
-
 /** A node whose store reaches Redis at `storeUrl` (through the proxy); a worker coordinates directly. */
-/** A free loopback port (free when asked; the test binds it right after). */
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = Net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as Net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-
 /**
  * Waits until the worker holds every shard: acquiring one registers its epoch with the store,
  * and a registration in flight when the proxy starts swallowing would hold the deposit's commit

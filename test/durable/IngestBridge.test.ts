@@ -88,6 +88,20 @@ const node = () =>
     Layer.provideMerge(Layer.succeed(RuntimeConfig)({ ...defaults, shardCount: 16 }))
   )
 
+/** Options of a bridge from queue `events` to the feed named by a job's `feed`, nonce its `n`, with `tuning`. */
+const feedAndNonce = (url: string, prefix: string, tuning: Partial<IngestBridge.IngestOptions>): IngestBridge.IngestOptions => ({
+  url,
+  queue: "events",
+  prefix,
+  keyspace: "None",
+  feed: "Data(feed)",
+  nonce: "Data(n)",
+  ...tuning
+})
+
+/** A bridge and the node it appends to, for a test's runtime. */
+const bridgeNode = (options: IngestBridge.IngestOptions) => IngestBridge.layer(Feed.Json, options).pipe(Layer.provideMerge(node()))
+
 const allEntries = (feed: string) =>
   Effect.gen(function*() {
     const feeds = yield* Feed.client(Feed.Json)
@@ -133,18 +147,7 @@ const ingestThroughDrops = async (redis: RedisProcess) => {
   const prefix = clustered ? `{${testPrefix("drops")}}` : testPrefix("drops")
   const producer = new Queue("events", { connection: clustered ? new Cluster(nodes, { scaleReads: "master" }) : nodes[0]!, prefix })
   let cutter: ConnectionCutter | undefined
-  const runtime = ManagedRuntime.make(IngestBridge.layer(Feed.Json, {
-    url: redis.url,
-    queue: "events",
-    prefix,
-    keyspace: "None",
-    feed: "Data(feed)",
-    nonce: "Data(n)",
-    flushIntervalMillis: 2,
-    batchItemsMax: 25,
-    fetchAheadMax: 64,
-    leaseMillis: 2_000
-  }).pipe(Layer.provideMerge(node())))
+  const runtime = ManagedRuntime.make(bridgeNode(feedAndNonce(redis.url, prefix, { flushIntervalMillis: 2, batchItemsMax: 25, fetchAheadMax: 64, leaseMillis: 2_000 })))
   try {
     const feeds = ["a", "b", "c", "d"]
     const perFeed = 1_500
@@ -179,7 +182,7 @@ describe("ingest bridge", () => {
   it("appends each feed's jobs in queue order exactly once, and fails bad jobs with a reason without blocking", async () => {
     const prefix = testPrefix("ingest")
     const producer = new Queue("events", { connection: { host: "127.0.0.1", port }, prefix })
-    const runtime = ManagedRuntime.make(IngestBridge.layer(Feed.Json, {
+    const runtime = ManagedRuntime.make(bridgeNode({
       url,
       queue: "events",
       prefix,
@@ -191,7 +194,7 @@ describe("ingest bridge", () => {
       flushIntervalMillis: 20,
       batchItemsMax: 50,
       leaseMillis: 1_000
-    }).pipe(Layer.provideMerge(node())))
+    }))
     try {
       await runtime.runPromise(Effect.void)
       const matches = 10
@@ -238,18 +241,7 @@ describe("ingest bridge", () => {
     // Custom ids say nothing about order: only the order of the bridge's fetch stream does.
     const prefix = testPrefix("order")
     const producer = new Queue("events", { connection: { host: "127.0.0.1", port }, prefix })
-    const runtime = ManagedRuntime.make(IngestBridge.layer(Feed.Json, {
-      url,
-      queue: "events",
-      prefix,
-      keyspace: "None",
-      feed: "Data(feed)",
-      nonce: "Data(n)",
-      flushIntervalMillis: 1,
-      batchItemsMax: 7,
-      fetchAheadMax: 16,
-      leaseMillis: 1_000
-    }).pipe(Layer.provideMerge(node())))
+    const runtime = ManagedRuntime.make(bridgeNode(feedAndNonce(url, prefix, { flushIntervalMillis: 1, batchItemsMax: 7, fetchAheadMax: 16, leaseMillis: 1_000 })))
     try {
       const total = 3_000
       const jobs = Array.from({ length: total }, (_, i) => ({
@@ -287,9 +279,7 @@ describe("ingest bridge", () => {
     // exists must not stop it for good.
     const prefix = testPrefix("ghost")
     const producer = new Queue("events", { connection: { host: "127.0.0.1", port }, prefix })
-    const runtime = ManagedRuntime.make(IngestBridge.layer(Feed.Json, {
-      url, queue: "events", prefix, keyspace: "None", feed: "Data(feed)", nonce: "Data(n)", flushIntervalMillis: 5, leaseMillis: 1_000
-    }).pipe(Layer.provideMerge(node())))
+    const runtime = ManagedRuntime.make(bridgeNode(feedAndNonce(url, prefix, { flushIntervalMillis: 5, leaseMillis: 1_000 })))
     const admin = new Redis({ host: "127.0.0.1", port, lazyConnect: true })
     try {
       await admin.connect()
@@ -309,9 +299,9 @@ describe("ingest bridge", () => {
   it("lets one consumer hold a queue; a second takes over when the first stops", async () => {
     const prefix = testPrefix("lease")
     const producer = new Queue("events", { connection: { host: "127.0.0.1", port }, prefix })
-    const options: IngestBridge.IngestOptions = { url, queue: "events", prefix, keyspace: "None", feed: "Data(feed)", nonce: "Data(n)", flushIntervalMillis: 10, leaseMillis: 600 }
-    const first = ManagedRuntime.make(IngestBridge.layer(Feed.Json, options).pipe(Layer.provideMerge(node())))
-    const second = ManagedRuntime.make(IngestBridge.layer(Feed.Json, options).pipe(Layer.provideMerge(node())))
+    const options = feedAndNonce(url, prefix, { flushIntervalMillis: 10, leaseMillis: 600 })
+    const first = ManagedRuntime.make(bridgeNode(options))
+    const second = ManagedRuntime.make(bridgeNode(options))
     const holding = (runtime: typeof first) => runtime.runPromise(Effect.map(IngestBridge.IngestBridge, (bridge) => bridge.stats().holding))
     try {
       await first.runPromise(Effect.void)

@@ -13,6 +13,7 @@ import { IN_FLIGHT_LOST, redactUrl } from "../../persistence/RedisConnection.js"
 import * as RedisStore from "../../persistence/RedisStore.js"
 import { suite } from "../conformance/StoreSuite.js"
 import { connectionCutter } from "../support/connectionCutter.js"
+import { errorTag } from "../support/errorTag.js"
 import { startRedis } from "../support/RedisServer.js"
 
 const unique = (label: string) => `${label}${Math.random().toString(36).slice(2, 8)}`
@@ -24,12 +25,6 @@ suite("redis backend (3-master cluster)", () =>
     url: inject("redisClusterPorts").map((port) => `redis://127.0.0.1:${port}`).join(","),
     keyPrefix: unique("kvc")
   }))
-
-const errorTag = (exit: Exit.Exit<unknown, unknown>) => {
-  if (Exit.isSuccess(exit)) return "success"
-  const error = Cause.findErrorOption(exit.cause)
-  return error._tag === "Some" ? (error.value as { _tag: string })._tag : Cause.pretty(exit.cause)
-}
 
 describe("redis backend faults", () => {
   it("fails with StoreUnavailable within bounded time while Redis is down, and recovers when it returns", async () => {

@@ -5,12 +5,13 @@
  * Method: a client-only member of a cluster no worker hosts (on the test setup's Redis), with a
  * short retry time; the default logger writes through `console.log`, which the test reads.
  */
-import { Cause, Effect, Exit, ManagedRuntime } from "effect"
+import { Effect, ManagedRuntime } from "effect"
 import { strict as assert } from "node:assert"
 import { describe, inject, it } from "vitest"
 import * as EntityClient from "../../actors/EntityClient.js"
 import { Wallet } from "../../examples/entities/Wallet.js"
 import * as Worker from "../../sharding/Worker.js"
+import { errorTag } from "../support/errorTag.js"
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
@@ -30,9 +31,7 @@ describe("the router, when no worker owns a shard", () => {
       const wallets = await client.runPromise(EntityClient.make(Wallet))
       const started = Date.now()
       const exit = await Effect.runPromiseExit(wallets.ask("w", "Balance"))
-      assert.ok(Exit.isFailure(exit), "the ask fails")
-      const error = Cause.findErrorOption(exit.cause)
-      assert.equal(error._tag === "Some" ? (error.value as { _tag: string })._tag : "none", "ShardNotOwned")
+      assert.equal(errorTag(exit), "ShardNotOwned", "the ask fails ShardNotOwned")
       assert.ok(Date.now() - started >= 300, "after the retry time")
       await Effect.runPromise(wallets.send("w", "Deposit", { amount: 1 }))
       // Bounded: 5 s.
