@@ -36,8 +36,9 @@ export interface RedisConnectionShape {
   readonly duplicate: Effect.Effect<RedisClient, StoreUnavailable, Scope.Scope>
   /**
    * Subscribes to `channel` on a connection of its own for the scope, and stays subscribed
-   * through reconnections; `onResubscribed` runs each time a subscription is made again (messages
-   * published while the connection was down are lost: it is the moment to catch up).
+   * through reconnections. On a standalone Redis `onResubscribed` runs each time the subscription
+   * is made again (messages published while the connection was down are lost: it is the moment
+   * to catch up); a Redis Cluster client re-subscribes by itself and does not report it.
    */
   readonly subscribe: (
     channel: string,
