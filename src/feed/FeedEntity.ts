@@ -576,8 +576,10 @@ export const behavior = <A, I>(
         take(known)
         from = known.firstOffset
       } else if (start !== undefined && !backward) {
-        // Forward, one scan usually finds the start's record and the ones after it.
-        const around = yield* Navigate.recordsAround(view, head.generation, start, limits.recordEntriesMax, 0)
+        // Forward, one scan usually finds the start's record and the ones after it: as many as
+        // full records would need, whatever the start's place in its record.
+        const span = limits.recordEntriesMax
+        const around = yield* Navigate.recordsAround(view, head.generation, start, span, Math.ceil((limit - 1) / span))
         if (around !== undefined) {
           if (around.at !== undefined) take(around.at)
           for (const record of around.next) take(record)

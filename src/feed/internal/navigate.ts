@@ -34,9 +34,10 @@ export interface Around {
 /**
  * `recordAtOrBefore` and up to `after` following records in one forward scan, which is what a
  * page forward needs: it starts at the first offset a record holding `offset` can have when no
- * record holds more than `span` entries. Answers undefined when the scan cannot tell (a record
- * starting before that point may hold the offset: a longer record or a gap); the caller then
- * asks `recordAtOrBefore`.
+ * record holds more than `span` entries. Records never overlap, so a record read that holds
+ * `offset` is the one, and nothing past the `after` records is read to confirm it. Answers
+ * undefined when the scan cannot tell (a record starting before that point may hold the offset:
+ * a longer record or a gap); the caller then asks `recordAtOrBefore`.
  */
 export const recordsAround = (
   view: StoreView,
@@ -46,7 +47,7 @@ export const recordsAround = (
   after: number
 ): Effect.Effect<Around | undefined, ReadError> => {
   const from = Math.max(0, offset - span + 1)
-  const limit = after + 2
+  const limit = after + 1
   return Effect.map(
     view.scan(RECORDS, { gte: Record.recordKey(generation, from), lt: generationEnd(generation), limit }),
     (entries): Around | undefined => {
@@ -54,8 +55,8 @@ export const recordsAround = (
       const end = records.length < limit
       let at = -1
       while (at + 1 < records.length && records[at + 1]!.firstOffset <= offset) at++
-      // Every record read starts at or before the offset: a later one may too.
-      if (at === records.length - 1 && !end) return undefined
+      // Every record read starts at or before the offset and the last does not hold it: a later one may.
+      if (at === records.length - 1 && !end && !Record.holds(records[at]!, offset)) return undefined
       // None starts in the window: the record at or before starts earlier, unless the window is the whole start.
       if (at === -1 && from > 0) return undefined
       return { at: at === -1 ? undefined : records[at], next: records.slice(at + 1), end }
