@@ -258,12 +258,21 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       yield* Effect.forkIn(loop, scope)
     })
     // A graceful leave: out of the membership first (the others take over the assignment), then
-    // every shard drained and released.
+    // every shard drained and released. The refresh loop has stopped by then (it closes with the
+    // scope, before this finalizer runs), so the leases of shards still draining are renewed
+    // here until every hand-off is done: a drain may take up to `stopShardTimeoutMillis`, far
+    // past a lease, and its commits must not be refused for a lease it let lapse.
     yield* Effect.addFinalizer(() =>
       clientOnly || !started ? Effect.void : Effect.gen(function*() {
         yield* Effect.ignore(coordinator.leave(config.workerId))
         yield* Effect.ignore(coordinator.notify)
-        yield* Effect.forEach([...runtime.owned().keys()], (shard) => handOff(shard), { concurrency: 32, discard: true })
+        const keepLeases = Effect.forever(
+          Effect.andThen(Effect.sleep(config.refreshMillis), Effect.ignore(Effect.suspend(() => renewLeases([...runtime.owned().keys()]))))
+        )
+        yield* Effect.raceFirst(
+          Effect.forEach([...runtime.owned().keys()], (shard) => handOff(shard), { concurrency: 32, discard: true }),
+          keepLeases
+        )
       })
     )
     return {
