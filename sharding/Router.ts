@@ -53,6 +53,8 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
   // Per shard, messages waiting to be routed, oldest first: a shard in this map is "moving".
   const waiting = new Map<number, Array<Waiting>>()
   let waitingCount = 0
+  // Once closed nothing waits: a message that would is answered at once (no loop retries it).
+  let closed = false
 
   const peer = (address: string): Peer | undefined => {
     const existing = peers.get(address)
@@ -86,7 +88,12 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
     }
   }
 
+  /** Ends a message that was never handled: its last retryable error, or the shard not available. */
+  const giveUp = (item: Waiting) =>
+    answer(item.envelope, Exit.fail(item.lastError ?? new ShardNotOwned({ entity: `${item.envelope.type}/${item.envelope.id}`, shard: item.shard })))
+
   const park = (item: Waiting) => {
+    if (closed) return giveUp(item)
     if (waitingCount >= WAITING_MAX) return answer(item.envelope, Exit.fail(new Overloaded({ resident: waitingCount })))
     let queue = waiting.get(item.shard)
     if (queue === undefined) {
@@ -138,7 +145,7 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
           queue.shift()
           waitingCount--
           // Never routed (no owner, or no connection to it, all along): the shard is not available.
-          answer(item.envelope, Exit.fail(item.lastError ?? new ShardNotOwned({ entity: `${item.envelope.type}/${item.envelope.id}`, shard })))
+          giveUp(item)
           continue
         }
         if (now < item.notBefore) break
@@ -155,8 +162,17 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
     }
   }
   yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Effect.sleep(TICK_MILLIS), () => Effect.sync(drain))))
+  // Closing answers what waits (its retry loop is gone with the scope), and what would wait from
+  // now on: answers still to come from the local runtime, draining as the worker leaves, and
+  // from peers whose connections close here. No ask is left without an end.
   yield* Effect.addFinalizer(() =>
-    Effect.forEach([...peers.values()], (p) => (p === "connecting" ? Effect.void : p.close), { discard: true }))
+    Effect.sync(() => {
+      closed = true
+      const parked = [...waiting.values()].flat()
+      waiting.clear()
+      waitingCount = 0
+      for (const item of parked) giveUp(item)
+    }).pipe(Effect.andThen(Effect.forEach([...peers.values()], (p) => (p === "connecting" ? Effect.void : p.close), { discard: true }))))
 
   // Every ask ends by its deadline, even if its owner dies with it in flight.
   const tracker = new AskTracker(WAITING_MAX, Date.now)

@@ -1,7 +1,7 @@
 /**
  * Goal: the router ends every message it keeps for a shard with no reachable owner within its
  * retry time: an ask with a typed `ShardNotOwned`, a send (nobody to answer) with a log line, so
- * that neither fails silently.
+ * that neither fails silently; and when it closes, every message it keeps ends at once.
  * Method: a client-only member of a cluster no worker hosts (on the test setup's Redis), with a
  * short retry time; the default logger writes through `console.log`, which the test reads.
  */
@@ -44,6 +44,31 @@ describe("the router, when no worker owns a shard", () => {
     } finally {
       console.log = log
       await client.dispose()
+    }
+  }, 30_000)
+
+  it("answers the asks it keeps when it closes, instead of leaving them without an end", async () => {
+    const client = ManagedRuntime.make(Worker.layer({
+      redisUrl: inject("redisUrl"),
+      store: { _tag: "Memory" },
+      transport: { host: "127.0.0.1", port: 0 },
+      sharding: { clusterName: `closing-${Math.random().toString(36).slice(2, 8)}`, routeRetryMillis: 60_000 },
+      clientOnly: true
+    }))
+    let disposed = false
+    try {
+      const wallets = await client.runPromise(EntityClient.make(Wallet))
+      const pending = Effect.runPromiseExit(wallets.ask("w", "Balance", undefined, { timeoutMillis: 60_000 }))
+      await sleep(100)
+      const started = Date.now()
+      await client.dispose()
+      disposed = true
+      // Bounded: the test's own timeout; the old router never answered (its retry loop was gone).
+      const exit = await pending
+      assert.equal(errorTag(exit), "ShardNotOwned", "the kept ask ends ShardNotOwned")
+      assert.ok(Date.now() - started < 10_000, "as the router closes, not after its retry time")
+    } finally {
+      if (!disposed) await client.dispose()
     }
   }, 30_000)
 })
