@@ -102,8 +102,6 @@ export class EntityRuntime extends Context.Service<EntityRuntime, EntityRuntimeS
 
 const ENTITY_ID_BYTES_MAX = 512
 const ASKS_IN_FLIGHT_MAX = 1_000_000
-/** Entities the resident cap's CLOCK hand may pass over per activation. */
-const RESIDENT_SCAN_MAX = 4_096
 const EVENTS_BUFFER = 4_096
 
 /** Checks an entity id: 1 to 512 bytes of UTF-8 without U+0000 (which separates keys). */
@@ -196,13 +194,18 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
   /**
    * Makes room under the resident cap (the CLOCK approximation of least recently used): from the
    * oldest activation on, an entity used since the hand last passed gets a second chance (moved
-   * to the back), an idle one that was not is passivated. The scan per activation is bounded.
+   * to the back, where this same scan meets it again), an idle one that was not is passivated.
+   * The scan is bounded by two turns of the hand: after one, no flag is left, so the least
+   * recently used idle entity is found in the second. Only when every resident entity is busy
+   * is there no room (`Overloaded`). Each turn clears the flags it passes, so the cost is
+   * amortized over the activations that follow.
    */
   const makeRoom = (): boolean => {
     let scanned = 0
+    const scanMax = 2 * cells.size + 1
     for (const cell of cells.values()) {
       if (cells.size < config.residentEntitiesMax) return true
-      if (scanned++ >= RESIDENT_SCAN_MAX) break
+      if (scanned++ >= scanMax) break
       if (cell.touched) {
         cell.touched = false
         cells.delete(cell)

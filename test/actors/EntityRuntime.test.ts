@@ -226,6 +226,28 @@ describe("entity runtime", () => {
     }))
   }, 120_000)
 
+  it("makes room for a newcomer when every resident entity was used since the hand last passed", async () => {
+    const probes = new Probes()
+    // Over 4,096 resident: the old hand gave up after that many second chances and refused the newcomer.
+    const cap = 5_000
+    await run(runtimeLayer(probes, { residentEntitiesMax: cap }), Effect.gen(function*() {
+      const probe = yield* EntityClient.make(Probe)
+      const runtime = yield* EntityRuntime
+      for (let round = 0; round < 2; round++) {
+        yield* Effect.forEach(Array.from({ length: cap }, (_, i) => i), (i) => probe.ask(`e${i}`, "Read", { key: "k" }), { concurrency: 1_000, discard: true })
+      }
+      assert.equal(runtime.stats().resident, cap)
+      const evicted = yield* Effect.forkChild(Stream.runHead(runtime.events.pipe(Stream.filter((event) => event._tag === "Passivated"))))
+      yield* Effect.sleep(10)
+      assert.equal(yield* probe.ask("newcomer", "Read", { key: "k" }), null, "the newcomer is served")
+      const event = yield* Fiber.join(evicted)
+      assert.ok(Option.isSome(event) && event.value._tag === "Passivated", "an entity was passivated")
+      assert.equal(event.value.reason, "resident-cap")
+      assert.equal(event.value.id, "e0", "the least recently used one")
+      assert.equal(runtime.stats().resident, cap)
+    }))
+  }, 60_000)
+
   it("loses no acknowledged write when a shard stops under load", async () => {
     const probes = new Probes()
     await run(runtimeLayer(probes), Effect.gen(function*() {
