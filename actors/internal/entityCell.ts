@@ -38,6 +38,11 @@ interface Outcome {
   readonly events: number
   /** Whether the ops include a new snapshot (event-sourced). */
   readonly snapshot: boolean
+  /**
+   * Whether the message, failed, had changed anything through its context first (a write, an
+   * event, a new state): those changes are dropped, and in-memory state may hold them too.
+   */
+  readonly dropped: boolean
 }
 
 const SNAPSHOT_NAMESPACE = "snapshot"
@@ -72,13 +77,22 @@ class DirectContext {
     return this.scopedView
   }
 
+  /** Whether the handler set a state or staged a write. */
+  changed = false
+
   readonly setState = (next: unknown): void => {
     this.state = next
+    this.changed = true
   }
 
   /** The staged writes, if the handler used its view. */
   stagedEntries(): ReadonlyMap<string, ReadonlyMap<string, StoreView.Staged>> | undefined {
     return this.staged === undefined || this.staged.size() === 0 ? undefined : this.staged.entries()
+  }
+
+  /** Whether the handler changed anything through this context. */
+  get dirty(): boolean {
+    return this.changed || (this.staged !== undefined && this.staged.size() > 0)
   }
 }
 const CAUSE_TEXT_MAX = 1_000
@@ -295,7 +309,9 @@ export class EntityCell implements Participant {
     const cause = outcome.exit.cause
     if (declaredOrInvalid(this, envelope.tag, cause)) {
       this.answer(envelope, outcome.exit)
-      return undefined
+      // Its writes, events or new state are dropped; a state changed in place may still hold
+      // them, so the entity is rebuilt from the store (after its earlier writes commit).
+      return outcome.dropped ? this.restart(`handler of ${envelope.tag} failed after changing state; its changes were dropped`) : undefined
     }
     const unavailable = storeFailure(cause)
     if (unavailable !== undefined) {
@@ -447,7 +463,8 @@ export class EntityCell implements Participant {
       ops: NO_OPS,
       state: Exit.isSuccess(result) ? context.state : this.state,
       events: 0,
-      snapshot: false
+      snapshot: false,
+      dropped: Exit.isFailure(result) && context.dirty
     })
     return exit instanceof Promise ? exit.then(finish) : finish(exit)
   }
@@ -499,9 +516,11 @@ export class EntityCell implements Participant {
       return reply
     })
     return this.runEffect(program).then((exit) => {
-      if (Exit.isFailure(exit)) return { exit, staged: undefined, ops: NO_OPS, state: this.state, events: 0, snapshot: false }
+      if (Exit.isFailure(exit)) {
+        return { exit, staged: undefined, ops: NO_OPS, state: this.state, events: 0, snapshot: false, dropped: events.length > 0 || staged.size() > 0 }
+      }
       const ops: Array<BatchOp> = events.length > 0 ? [{ op: "append", topic: this.topic, values: events }] : []
-      return { exit, staged: staged.size() > 0 ? staged.entries() : undefined, ops, state, events: events.length, snapshot }
+      return { exit, staged: staged.size() > 0 ? staged.entries() : undefined, ops, state, events: events.length, snapshot, dropped: false }
     })
   }
 }

@@ -226,6 +226,24 @@ describe("entity runtime", () => {
     }))
   }, 120_000)
 
+  it("rebuilds an entity from the store when a handler fails with a declared error after changing state", async () => {
+    const probes = new Probes()
+    await run(runtimeLayer(probes), Effect.gen(function*() {
+      const probe = yield* EntityClient.make(Probe)
+      const runtime = yield* EntityRuntime
+      assert.equal(yield* probe.ask("refuser", "Write", { key: "kept", value: "v0" }), "v0")
+      const restarted = yield* Effect.forkChild(Stream.runHead(runtime.events.pipe(Stream.filter((event) => event._tag === "Restarted"))))
+      yield* Effect.sleep(10)
+      const error = yield* Effect.flip(probe.ask("refuser", "RefusingWrite", { key: "k", value: "v1" }))
+      assert.equal(error._tag, "Refused", "the caller gets the declared error")
+      assert.equal(yield* probe.ask("refuser", "Read", { key: "k" }), null, "the failed message's write was dropped")
+      assert.equal(yield* probe.ask("refuser", "Noted", { key: "k" }), null, "and its change to the state in memory with it")
+      assert.equal(yield* probe.ask("refuser", "Read", { key: "kept" }), "v0", "earlier writes stay")
+      const event = yield* Fiber.join(restarted)
+      assert.ok(Option.isSome(event) && event.value._tag === "Restarted" && event.value.reason.includes("RefusingWrite"))
+    }))
+  })
+
   it("makes room for a newcomer when every resident entity was used since the hand last passed", async () => {
     const probes = new Probes()
     // Over 4,096 resident: the old hand gave up after that many second chances and refused the newcomer.

@@ -29,8 +29,15 @@ export const Read = Rpc.make("Read", { payload: { key: Schema.String }, success:
 /** Writes `value` under `key` and answers `value`. */
 export const Write = Rpc.make("Write", { payload: { key: Schema.String, value: Schema.String }, success: Schema.String })
 
+/** A declared failure of `RefusingWrite`. */
+export class Refused extends Schema.TaggedError<Refused>()("Refused", { key: Schema.String }) {}
+/** Notes `value` under `key` in memory and writes it, then fails with the declared `Refused`. */
+export const RefusingWrite = Rpc.make("RefusingWrite", { payload: { key: Schema.String, value: Schema.String }, success: Schema.String, error: Refused })
+/** Answers the value noted under `key` in memory (the entity's state, not the store). */
+export const Noted = Rpc.make("Noted", { payload: { key: Schema.String }, success: Schema.NullOr(Schema.String) })
+
 /** The probe entity type. */
-export const Probe = Entity.make("probe", [Record, Block, CrashingWrite, Poison, Read, Write])
+export const Probe = Entity.make("probe", [Record, Block, CrashingWrite, Poison, Read, Write, RefusingWrite, Noted])
 
 interface ProbeState {
   count: number
@@ -88,6 +95,13 @@ export class Probes {
             }
             return value
           }),
+        RefusingWrite: ({ key, value }, context) =>
+          Effect.gen(function*() {
+            context.state.scratch.set(key, value)
+            yield* context.view.put("data", key, value)
+            return yield* Effect.fail(new Refused({ key }))
+          }),
+        Noted: ({ key }, context) => Effect.succeed(context.state.scratch.get(key) ?? null),
         Poison: () => Effect.die(new Error("poison")),
         Read: ({ key }, context) => Effect.map(context.view.get("data", key), text),
         Write: ({ key, value }, context) => Effect.as(context.view.put("data", key, value), value)
