@@ -50,6 +50,11 @@ export type PauseAck = "paused" | "resumed"
 /** Redis coordination for one cluster. */
 export interface CoordinatorShape {
   readonly join: (worker: WorkerDescription, settings: string, leaseMillis: number) => Effect.Effect<void, JoinRefused | StoreUnavailable>
+  /**
+   * Checks, without joining, that `settings` are the cluster's (a client-only process routes by
+   * them): fails `JoinRefused` when they differ; passes when no worker has set them yet.
+   */
+  readonly checkSettings: (settings: string) => Effect.Effect<void, JoinRefused | StoreUnavailable>
   /** Extends this worker's membership; false when it had expired (join again). */
   readonly heartbeat: (workerId: string, leaseMillis: number) => Effect.Effect<boolean, StoreUnavailable>
   /** The live workers and Redis's current time. */
@@ -153,6 +158,11 @@ export const make = (options: CoordinatorOptions): Effect.Effect<CoordinatorShap
             }))
           }
         ),
+      checkSettings: (settings) =>
+        Effect.flatMap(call(() => client.get(keys.settings)), (existing) =>
+          existing === null || existing === settings
+            ? Effect.void
+            : Effect.fail(new JoinRefused({ reason: "settings", message: `the cluster runs with settings ${existing}, this client with ${settings}` }))),
       heartbeat: (workerId, leaseMillis) => Effect.map(call(() => commands.sfHeartbeat(1, keys.workers, workerId, String(leaseMillis))), (alive) => alive === 1),
       members: Effect.map(call(() => commands.sfMembers(2, keys.workers, keys.info)), (flat) => {
         const now = Number(flat[flat.length - 1])

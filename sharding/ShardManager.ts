@@ -10,7 +10,7 @@
  * It decides and carries out; Redis operations are the `Coordinator`'s, entity hosting the
  * runtime's.
  */
-import { Context, Effect, Exit, Layer, Metric, PubSub, Queue, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Metric, PubSub, Queue, Result, Scope, Stream } from "effect"
 import { EntityRuntime } from "../actors/EntityRuntime.js"
 import { forgetBefore } from "../actors/WritePause.js"
 import { assign } from "./Assignment.js"
@@ -194,8 +194,18 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       return false
     })
 
-    /** A client reads the membership and the map, nothing else. */
+    /**
+     * A client reads the membership and the map, nothing else. It routes by its own shard count
+     * and hash, so it checks them against the cluster's every round (the first workers may
+     * start after it): with other settings its map is emptied (nothing is routed, messages end
+     * `ShardNotOwned`) rather than sending messages to workers that do not own them.
+     */
     const clientRound = Effect.gen(function*() {
+      const checked = yield* Effect.result(coordinator.checkSettings(settings))
+      if (Result.isFailure(checked)) {
+        owners = new Array(shardCount).fill(undefined)
+        return yield* Effect.fail(checked.failure)
+      }
       members = (yield* coordinator.members).workers
       yield* readMap
     })
@@ -239,6 +249,7 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       if (started) return
       started = true
       if (!clientOnly) yield* coordinator.join(description, settings, config.leaseMillis)
+      else yield* coordinator.checkSettings(settings)
       const notices = yield* Scope.provide(coordinator.notices, scope)
       // Notices only wake the loop early; the loop runs at least every refresh either way.
       yield* Effect.forkIn(Effect.forever(Effect.flatMap(Queue.take(notices), () => Queue.offer(wake, undefined))), scope)
