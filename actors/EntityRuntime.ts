@@ -45,8 +45,13 @@ export interface EntityRuntimeShape extends MessengerShape {
   readonly config: RuntimeConfigShape
   /** Registers an entity type's behaviour, with the services its handlers need. */
   readonly register: <R>(behavior: Behavior<R>) => Effect.Effect<void, InvalidArgument, R>
-  /** Takes ownership of a shard at `epoch` (registered with the store, so older owners are fenced). */
-  readonly assignShard: (shard: number, epoch: number) => Effect.Effect<void, ReadError>
+  /**
+   * Takes ownership of a shard at `epoch`, registered with the store so that older owners are
+   * fenced; unless the store has seen `epoch` or a later one already: a tenure at such an epoch
+   * could not be fenced apart from the one that registered it, so nothing is taken and the
+   * store's epoch is answered (the caller takes the shard again above it).
+   */
+  readonly assignShard: (shard: number, epoch: number) => Effect.Effect<{ readonly held: boolean; readonly registered: number }, ReadError>
   /** Stops taking messages for a shard, drains and commits them, passivates its entities. */
   readonly stopShard: (shard: number) => Effect.Effect<void>
   /**
@@ -349,10 +354,16 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
         registry.set(behavior.entity.type, { behavior: behavior as Behavior<unknown>, context })
       }),
     assignShard: (shard, epoch) =>
-      Effect.map(store.registerEpoch(partitionOf(shard), epoch), (registered) => {
-        owned.set(shard, Math.max(epoch, registered))
-        holdings.begin(shard, Math.max(epoch, registered))
+      Effect.gen(function*() {
+        const partition = partitionOf(shard)
+        const before = yield* store.epoch(partition)
+        if (before >= epoch) return { held: false, registered: before }
+        const registered = yield* store.registerEpoch(partition, epoch)
+        if (registered > epoch) return { held: false, registered }
+        owned.set(shard, epoch)
+        holdings.begin(shard, epoch)
         PubSub.publishUnsafe(events, { _tag: "ShardAssigned", shard, epoch })
+        return { held: true, registered }
       }),
     stopShard,
     dropShard,
@@ -388,7 +399,7 @@ export const assignAllShards = (runtime: EntityRuntimeShape): Effect.Effect<void
   Effect.flatMap(KeyValueStore, (store) =>
     Effect.forEach(
       Array.from({ length: runtime.config.shardCount }, (_, shard) => shard),
-      (shard) => Effect.flatMap(store.epoch(partitionOf(shard)), (epoch) => runtime.assignShard(shard, epoch + 1)),
+      (shard) => Effect.flatMap(store.epoch(partitionOf(shard)), (epoch) => Effect.asVoid(runtime.assignShard(shard, epoch + 1))),
       { concurrency: 16, discard: true }
     ))
 

@@ -62,6 +62,11 @@ export interface CoordinatorShape {
   readonly leave: (workerId: string) => Effect.Effect<void, StoreUnavailable>
   /** Takes the free shards among `shards`; answers the shards held afterwards with their epochs. */
   readonly acquire: (workerId: string, shards: ReadonlyArray<number>, leaseMillis: number) => Effect.Effect<ReadonlyMap<number, number>, StoreUnavailable>
+  /**
+   * Gives a shard this worker holds a new epoch above `above` (renewing its lease); answers it,
+   * or undefined when the lease is no longer this worker's.
+   */
+  readonly raiseEpoch: (workerId: string, shard: number, above: number, leaseMillis: number) => Effect.Effect<number | undefined, StoreUnavailable>
   /** Renews this worker's leases; answers the shards still held. */
   readonly renew: (workerId: string, shards: ReadonlyArray<number>, leaseMillis: number) => Effect.Effect<ReadonlySet<number>, StoreUnavailable>
   readonly release: (workerId: string, shards: ReadonlyArray<number>) => Effect.Effect<number, StoreUnavailable>
@@ -101,6 +106,7 @@ interface ScriptCommands {
   sfMembers(numberOfKeys: number, ...args: Array<string>): Promise<Array<string>>
   sfLeave(numberOfKeys: number, ...args: Array<string>): Promise<number>
   sfAcquire(numberOfKeys: number, ...args: Array<string>): Promise<Array<string | number>>
+  sfRaiseEpoch(numberOfKeys: number, ...args: Array<string>): Promise<number>
   sfRenew(numberOfKeys: number, ...args: Array<string>): Promise<Array<number>>
   sfRelease(numberOfKeys: number, ...args: Array<string>): Promise<number>
   sfClearPause(numberOfKeys: number, ...args: Array<string>): Promise<number>
@@ -130,6 +136,7 @@ export const make = (options: CoordinatorOptions): Effect.Effect<CoordinatorShap
       sfMembers: ClusterRedis.members,
       sfLeave: ClusterRedis.leave,
       sfAcquire: ClusterRedis.acquire,
+      sfRaiseEpoch: ClusterRedis.raiseEpoch,
       sfRenew: ClusterRedis.renew,
       sfRelease: ClusterRedis.release,
       sfClearPause: ClusterRedis.clearPause,
@@ -192,6 +199,11 @@ export const make = (options: CoordinatorOptions): Effect.Effect<CoordinatorShap
               return held
             }
           ),
+      raiseEpoch: (workerId, shard, above, leaseMillis) =>
+        Effect.map(
+          call(() => commands.sfRaiseEpoch(2, keys.epochs, keys.lease(shard), workerId, String(shard), String(above), String(leaseMillis))),
+          (epoch) => (Number(epoch) > 0 ? Number(epoch) : undefined)
+        ),
       renew: (workerId, shards, leaseMillis) =>
         shards.length === 0
           ? Effect.succeed(new Set())

@@ -229,8 +229,23 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
         yield* Effect.forkDetach(handOff(shard))
       }
       const acquired = yield* coordinator.acquire(config.workerId, wanted, config.leaseMillis)
-      for (const [shard, epoch] of acquired) {
-        yield* runtime.assignShard(shard, epoch)
+      for (const [shard, acquiredEpoch] of acquired) {
+        let epoch = acquiredEpoch
+        let taken = yield* runtime.assignShard(shard, epoch)
+        if (!taken.held) {
+          // The store has registered this epoch or a later one: coordination fell behind it (its
+          // data was lost, or the store is another Redis). Writing at such an epoch would not be
+          // fenced apart from the tenure that registered it, so the shard takes a new one above.
+          const raised = yield* coordinator.raiseEpoch(config.workerId, shard, taken.registered, config.leaseMillis)
+          if (raised === undefined) continue
+          yield* Effect.logWarning(`shard ${shard}: coordination epoch ${epoch} is not above the one the store registered (${taken.registered}); took the shard at ${raised}`)
+          epoch = raised
+          taken = yield* runtime.assignShard(shard, epoch)
+          if (!taken.held) {
+            yield* Effect.ignore(coordinator.release(config.workerId, [shard]))
+            continue
+          }
+        }
         runtime.setLeaseDeadline(shard, started + config.leaseMillis - margin)
         Metric.withAttributes(shardMoves, { action: "acquired" }).updateUnsafe(1, context)
         publish({ _tag: "ShardAcquired", shard, epoch })

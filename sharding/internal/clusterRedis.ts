@@ -159,6 +159,27 @@ return out
 `
 
 /**
+ * raise-epoch-2: gives a shard this worker holds a new epoch above `above` (the epoch the store
+ * has registered for it, which coordination fell behind: its data was lost, or it is another
+ * Redis than the store's), so that the new tenure is fenced apart from every earlier one.
+ *
+ * KEYS[1] epochs, KEYS[2] the shard's lease key; ARGV[1] worker id, ARGV[2] shard number,
+ * ARGV[3] above, ARGV[4] lease (ms).
+ * Returns the new epoch, or 0 when the lease is not this worker's.
+ */
+export const raiseEpoch = `
+local current = redis.call('GET', KEYS[2])
+if not current or string.sub(current, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then return 0 end
+local epoch = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
+local above = tonumber(ARGV[3])
+if epoch < above then epoch = above end
+epoch = epoch + 1
+redis.call('HSET', KEYS[1], ARGV[2], epoch)
+redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. epoch, 'PX', tonumber(ARGV[4]))
+return epoch
+`
+
+/**
  * renew-N: extends this worker's leases.
  *
  * KEYS[1..] lease keys; ARGV[1] worker id, ARGV[2] lease (ms).
