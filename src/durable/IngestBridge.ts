@@ -148,7 +148,7 @@ const preparer = <A, I>(type: Feed.FeedType<A, I>) => {
       value = decoded.value
     }
     const text = JSON.stringify(entry.value)
-    return { value, nonce, timestamp, bytes: text === undefined ? 0 : text.length }
+    return { value, nonce, timestamp, bytes: text === undefined ? 0 : Buffer.byteLength(text) }
   }
 }
 
@@ -169,8 +169,10 @@ const outcomeOf = (exit: Exit.Exit<ReadonlyArray<unknown>, unknown>): Ingest.App
 /** Runs a bridge for the scope: appends the jobs of `options.queue` to feeds of `type`. */
 export const make = <A, I>(type: Feed.FeedType<A, I>, options: IngestOptions): Effect.Effect<IngestBridgeShape, InvalidArgument | DurableUnavailable, Messenger | Scope.Scope> =>
   Effect.gen(function*() {
-    const valid = settings(options)
-    if (valid instanceof InvalidArgument) return yield* Effect.fail(valid)
+    const checked = settings(options)
+    if (checked instanceof InvalidArgument) return yield* Effect.fail(checked)
+    // A batch is one append: never more items than the feed type takes in one.
+    const valid = { ...checked, batchItemsMax: Math.min(checked.batchItemsMax, type.limits.appendItemsMax) }
     const parsed = Bull.parseUrl(options.url)
     if (parsed instanceof InvalidArgument) return yield* Effect.fail(parsed)
     const untagged = Bull.checkSlotPrefix(parsed, valid.prefix, "prefix")

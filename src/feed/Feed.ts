@@ -19,7 +19,7 @@ import { Messenger, type MessengerShape } from "../../actors/Messenger.js"
 import { RuntimeConfig } from "../../actors/RuntimeConfig.js"
 import { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import { InvalidArgument, type ReadError } from "../../persistence/StoreError.js"
-import { behavior, type FeedLimits, type Retention } from "./FeedEntity.js"
+import { behavior, defaultLimits, type FeedLimits, type Retention } from "./FeedEntity.js"
 import * as FeedMessages from "./FeedMessages.js"
 import * as Head from "./internal/head.js"
 
@@ -31,6 +31,8 @@ export interface FeedType<A, I> {
   readonly messages: ReturnType<typeof FeedMessages.make<A, I>>
   readonly entity: EntityType<string, FeedRpcs<A, I>>
   readonly behavior: Behavior<never>
+  /** The type's limits (an append's items, a page's, records'), defaults filled in. */
+  readonly limits: FeedLimits
 }
 
 type Messages<A, I> = ReturnType<typeof FeedMessages.make<A, I>>
@@ -58,7 +60,8 @@ const make = <A, I>(type: string, options: FeedOptions<A, I>): FeedType<A, I> =>
     entry: options.entry,
     messages,
     entity,
-    behavior: behavior(entity, options.entry, { retention: options.retention, limits: options.limits, clock: options.clock }) as Behavior<never>
+    behavior: behavior(entity, options.entry, { retention: options.retention, limits: options.limits, clock: options.clock }) as Behavior<never>,
+    limits: { ...defaultLimits, ...options.limits }
   }
 }
 

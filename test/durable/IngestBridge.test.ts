@@ -4,10 +4,10 @@
  * without blocking the queue, and lets one consumer hold a queue while another stands by.
  * Method: parser cases without any network; then real BullMQ producers on the test run's private
  * Redis under a random prefix, and a real node (memory store) hosting JSON feeds, read back through
- * the feed client. Crashes are in `IngestCrash.test.ts`.
+ * the feed client. Crashes are in `DurableCrash.test.ts`.
  */
 import { Queue } from "bullmq"
-import { Effect, Layer, ManagedRuntime } from "effect"
+import { Effect, Layer, ManagedRuntime, Schema } from "effect"
 import { Cluster, Redis } from "ioredis"
 import { strict as assert } from "node:assert"
 import { describe, inject, it } from "vitest"
@@ -230,6 +230,37 @@ describe("ingest bridge", () => {
       assert.ok(reasons.some((reason) => /TimestampTooOld/.test(reason)), reasons.join(" | "))
       const stats = await runtime.runPromise(Effect.map(IngestBridge.IngestBridge, (bridge) => bridge.stats()))
       assert.equal(stats.holding, true)
+    } finally {
+      await runtime.dispose()
+      await producer.obliterate({ force: true })
+      await producer.close()
+    }
+  })
+
+  it("batches no more items than the feed type takes in one append, and fails a job that does not fit its schema alone", async () => {
+    // A feed type of its own: entries { n: number }, at most 10 items per append.
+    const Small = Feed.define("small-appends", { entry: Schema.Struct({ n: Schema.Number }), limits: { appendItemsMax: 10 } })
+    const prefix = testPrefix("small")
+    const producer = new Queue("events", { connection: { host: "127.0.0.1", port }, prefix })
+    const runtime = ManagedRuntime.make(IngestBridge.layer(Small, feedAndNonce(url, prefix, { value: "Data(entry)", flushIntervalMillis: 50, leaseMillis: 1_000 })).pipe(
+      Layer.provideMerge(Feed.layer(Small)),
+      Layer.provideMerge(EntityRuntime.layerLocal),
+      Layer.provideMerge(MemoryStore.layer),
+      Layer.provideMerge(Layer.succeed(RuntimeConfig)({ ...defaults, shardCount: 16 }))
+    ))
+    try {
+      const jobs = Array.from({ length: 100 }, (_, i) => ({ name: "e", data: { feed: "f", n: i + 1, entry: { n: i + 1 } } }))
+      jobs.splice(50, 0, { name: "e", data: { feed: "f", n: 1_000, entry: { n: "not a number" as unknown as number } } })
+      // Added before the bridge starts, so its first batches could hold them all.
+      await producer.addBulk(jobs)
+      await runtime.runPromise(Effect.void)
+      await drains(producer)
+      const failed = await producer.getFailed(0, 10)
+      assert.deepEqual(failed.map((one) => one.data.n), [1_000], "only the job that does not fit the schema fails")
+      assert.match(failed[0]!.failedReason, /does not fit the feed's schema/)
+      const feeds = await runtime.runPromise(Feed.client(Small))
+      const page = await Effect.runPromise(feeds.page("f", { limit: 1_000 }))
+      assert.deepEqual(page.items.map((entry) => entry.value.n), Array.from({ length: 100 }, (_, i) => i + 1), "every other job once, in queue order")
     } finally {
       await runtime.dispose()
       await producer.obliterate({ force: true })
