@@ -96,7 +96,8 @@ export class Coalescer<In, Out> {
     }
   }
 
-  private send(id: string, calls: ReadonlyArray<Call<In, Out>>): void {
+  /** Sends calls as one message; `after` runs once they are answered (by default: what waits goes next). */
+  private send(id: string, calls: ReadonlyArray<Call<In, Out>>, after: () => void = () => this.next(id)): void {
     const { spec } = this
     let deadline = Number.POSITIVE_INFINITY
     for (const call of calls) deadline = Math.min(deadline, call.deadline)
@@ -108,8 +109,12 @@ export class Coalescer<In, Out> {
         payload,
         deadline,
         reply: (exit) => {
+          // Refused whole before any call was handled (one call's payload does not encode for
+          // the wire, say): each call goes alone, in order, for an outcome of its own, so one
+          // caller's bad input never fails the others.
+          if (calls.length > 1 && refusedWhole(exit)) return this.sendEachAlone(id, calls, 0, after)
           settle(exit)
-          this.next(id)
+          after()
         }
       })
     if (calls.length === 1) {
@@ -127,6 +132,12 @@ export class Coalescer<In, Out> {
         for (const call of calls) call.resume(exit as Exit.Exit<never, unknown>)
       }
     })
+  }
+
+  /** Sends `calls` from `from` on one by one, each after the previous one is answered, then `after`. */
+  private sendEachAlone(id: string, calls: ReadonlyArray<Call<In, Out>>, from: number, after: () => void): void {
+    if (from >= calls.length) return after()
+    this.send(id, [calls[from]!], () => this.sendEachAlone(id, calls, from + 1, after))
   }
 
   /** After a reply: sends what waits for the entity, or marks it idle. */
@@ -153,6 +164,10 @@ export class Coalescer<In, Out> {
     this.send(id, calls)
   }
 }
+
+/** Whether a message was refused as invalid before it was handled at all. */
+const refusedWhole = (exit: Exit.Exit<unknown, unknown>): boolean =>
+  Exit.isFailure(exit) && exit.cause.reasons.some((reason) => reason._tag === "Fail" && (reason.error as { readonly _tag?: unknown })._tag === "InvalidMessage")
 
 const shared = new WeakMap<MessengerShape, Map<string, Coalescer<any, any>>>()
 

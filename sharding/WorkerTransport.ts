@@ -225,7 +225,9 @@ export const connect = (
         if (rpc === undefined) return envelope.reply?.(Exit.fail(new EntityError.UnknownEntityType({ type: envelope.type })))
         const payload = Effect.runSyncExit(Schema.encodeUnknownEffect(jsonCodec(rpc.payloadSchema))(envelope.payload))
         if (Exit.isFailure(payload)) {
-          return envelope.reply?.(Exit.fail(new EntityError.InvalidMessage({ entity: `${envelope.type}/${envelope.id}`, field: "payload", message: "does not encode with its schema" })))
+          const issue = Cause.findErrorOption(payload.cause)
+          const detail = issue._tag === "Some" ? `: ${String((issue.value as { readonly message?: unknown }).message ?? issue.value).slice(0, 300)}` : ""
+          return envelope.reply?.(Exit.fail(new EntityError.InvalidMessage({ entity: `${envelope.type}/${envelope.id}`, field: "payload", message: `does not encode with its schema${detail}` })))
         }
         const wire = { type: envelope.type, id: envelope.id, tag: envelope.tag, payload: payload.value as Schema.Json, deadline: envelope.deadline === Number.POSITIVE_INFINITY ? 8.64e15 : envelope.deadline }
         if (!Queue.offerUnsafe(queue, { envelope, wire })) envelope.reply?.(Exit.fail(new EntityError.Overloaded({ resident: limits.queueMax })))
