@@ -65,6 +65,16 @@ export interface Retention {
   readonly maxAgeMillis?: number | undefined
 }
 
+/** Checks a feed type's retention: each bound, when given, a positive whole number (thrown with the field named). */
+export const checkRetention = (type: string, retention: Retention): void => {
+  for (const field of ["maxEntries", "maxAgeMillis"] as const) {
+    const value = retention[field]
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
+      throw new Error(`feed type ${type}: retention.${field} must be a whole number from 1, not ${String(value)}`)
+    }
+  }
+}
+
 /** What a feed entity keeps in memory. */
 interface FeedState {
   head: Head.Head
@@ -154,6 +164,7 @@ export const behavior = <A, I>(
   const codec = makeCodec(entry)
   const clock = options.clock ?? Date.now
   const retention = options.retention ?? {}
+  checkRetention(entity.type, retention)
   // Two at least (checked): a step then always ends past its first record or having merged one.
   const compactRecordsMax = limits.compactRecordsMax
 
@@ -513,7 +524,7 @@ export const behavior = <A, I>(
       // The record a seek found the start in, when it did: the page starts from it without reading it again.
       let known: Record.FeedRecord | undefined
       if (request.cursor !== undefined) {
-        const cursor = Cursor.decode(context.id, request.cursor)
+        const cursor = Cursor.decode(context.type, context.id, request.cursor)
         if (cursor instanceof InvalidCursor) return yield* Effect.fail(cursor)
         if (cursor.generation !== head.generation) {
           return yield* Effect.fail(new InvalidCursor({ field: "cursor", message: "outlived its feed (the feed was deleted)" }))
@@ -543,7 +554,7 @@ export const behavior = <A, I>(
       const last = stored[stored.length - 1]
       return {
         items: stored.map(toEntry),
-        cursor: last === undefined ? null : Cursor.encode(context.id, { backward, generation: head.generation, offset: last.offset })
+        cursor: last === undefined ? null : Cursor.encode(context.type, context.id, { backward, generation: head.generation, offset: last.offset })
       }
     })
   }

@@ -162,11 +162,15 @@ describe("feeds", () => {
     }))
   }, 300_000)
 
-  it("refuses a feed type whose limits the record format or compaction cannot honour, naming the limit", () => {
+  it("refuses a feed type whose limits or retention it cannot honour, naming the field", () => {
     assert.throws(() => Feed.define("huge", { entry: Schema.Number, limits: { recordEntriesMax: 70_000 } }), /limits\.recordEntriesMax must be an integer from 1 to 65535/)
     assert.throws(() => Feed.define("tiny", { entry: Schema.Number, limits: { compactRecordsMax: 1 } }), /limits\.compactRecordsMax/)
     assert.throws(() => Feed.define("nan", { entry: Schema.Number, limits: { recordBytesMax: Number.NaN } }), /limits\.recordBytesMax/)
     assert.doesNotThrow(() => Feed.define("fine", { entry: Schema.Number, limits: { recordEntriesMax: 65_535, compactRecordsMax: 2 } }))
+    // A negative count would empty the feed, NaN would never trim: both are refused.
+    assert.throws(() => Feed.define("negative", { entry: Schema.Number, retention: { maxEntries: -1 } }), /retention\.maxEntries must be a whole number from 1/)
+    assert.throws(() => Feed.define("never", { entry: Schema.Number, retention: { maxAgeMillis: Number.NaN } }), /retention\.maxAgeMillis/)
+    assert.doesNotThrow(() => Feed.define("kept", { entry: Schema.Number, retention: { maxEntries: 10, maxAgeMillis: 60_000 } }))
   })
 
   it("refuses every bad input with a typed error naming the field, and writes nothing", async () => {
@@ -199,6 +203,10 @@ describe("feeds", () => {
       yield* expect(feeds.page("f", { cursor: tampered }), "InvalidCursor", "cursor")
       yield* feeds.append("other", [{ value: 1 }])
       yield* expect(feeds.page("other", { cursor: page.cursor! }), "InvalidCursor", "cursor")
+      // The same id under another feed type, at the same generation, is another feed too.
+      const recent = yield* Feed.client(Recent)
+      yield* recent.append("f", [{ value: 1 }])
+      yield* expect(recent.page("f", { cursor: page.cursor! }), "InvalidCursor", "cursor")
       yield* expect(feeds.append("", [{ value: 1 }]), "InvalidMessage", "id")
       yield* expect(feeds.append("x".repeat(513), [{ value: 1 }]), "InvalidMessage", "id")
       yield* expect(feeds.get("f", 0), "InvalidArgument", "offset")
