@@ -44,17 +44,23 @@ describe("feeds", () => {
       const feeds = yield* Feed.client(Feed.Json)
       const clients = 50
       const perClient = 40
+      // Each acknowledgement is numbered as it arrives, across all clients.
+      let acknowledged = 0
       const acks = yield* Effect.forEach(Array.from({ length: clients }, (_, client) => client), (client) =>
         Effect.forEach(Array.from({ length: perClient }, (_, seq) => seq), (seq) =>
           Effect.map(
             feeds.append("shared", [{ value: { client, seq }, nonce: seq * clients + client + 1 }]),
-            (results) => ({ client, seq, nonce: seq * clients + client + 1, result: results[0]! })
+            (results) => ({ client, seq, nonce: seq * clients + client + 1, result: results[0]!, arrival: acknowledged++ })
           ), { concurrency: 1 }), { concurrency: "unbounded" })
       const accepted = acks.flat().filter((ack) => "offset" in ack.result)
       const duplicates = acks.flat().filter((ack) => "duplicate" in ack.result)
       for (const ofClient of acks) {
         const offsets = ofClient.flatMap((ack) => ("offset" in ack.result ? [ack.result.offset] : []))
         assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b), "one client's acknowledged offsets only grow")
+      }
+      const inArrivalOrder = [...accepted].sort((a, b) => a.arrival - b.arrival).map((ack) => (ack.result as { offset: number }).offset)
+      for (let i = 1; i < inArrivalOrder.length; i++) {
+        assert.ok(inArrivalOrder[i]! > inArrivalOrder[i - 1]!, `offsets strictly increase in acknowledgement order (${inArrivalOrder[i - 1]} then ${inArrivalOrder[i]})`)
       }
       const first = yield* feeds.page("shared", { limit: 1_000 })
       const rest = first.cursor === null ? { items: [] } : yield* feeds.page("shared", { limit: 1_000, cursor: first.cursor })

@@ -5,13 +5,18 @@
  * timestamps, with duplicates and stale timestamps), removals, pages from every kind of start
  * and cursor continuations run against the real feed and a plain in-memory model; every answer
  * must be equal. Compaction steps run every 30 steps (and continue by themselves between the
- * later operations), so every kind of read also runs on merged records. Runs on the memory and LevelDB backends (Redis in the integration suite).
+ * later operations), so every kind of read also runs on merged records. Runs on the memory,
+ * LevelDB and Redis backends (the test run's private Redis, a key prefix per run).
  */
 import { Effect, type Layer } from "effect"
 import { strict as assert } from "node:assert"
-import { describe, it } from "vitest"
+import { describe, inject, it } from "vitest"
+import type { IndexedStore } from "../../persistence/IndexedStore.js"
+import type { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import * as LevelStore from "../../persistence/LevelStore.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
+import * as RedisStore from "../../persistence/RedisStore.js"
+import type { StoreBackend } from "../../persistence/StoreBackend.js"
 import * as Feed from "../../src/feed/Feed.js"
 import { tempDir } from "../support/tempDir.js"
 import { clock, feedNode, ModelFeed } from "./support.js"
@@ -155,15 +160,19 @@ const scenario = (seed: number, steps: number) =>
         assert.equal(metadata.minTimestamp, live[0]?.timestamp ?? null)
         assert.equal(metadata.maxTimestamp, live[live.length - 1]?.timestamp ?? null)
         assert.equal(metadata.lastNonce, model.lastNonce?.toString() ?? null)
+        // Bytes of the live entries' stored values (JSON, UTF-8): removals and trims take theirs off.
+        assert.equal(metadata.bytes, live.reduce((sum, entry) => sum + Buffer.byteLength(JSON.stringify(entry.value)), 0), `step ${step}: bytes`)
       }
     }
   })
 
 describe("feed model", () => {
-  for (const [label, makeStores] of [
+  const backends: ReadonlyArray<readonly [string, () => Layer.Layer<KeyValueStore | IndexedStore | StoreBackend, unknown>]> = [
     ["memory", () => MemoryStore.layer],
-    ["level", () => LevelStore.layer({ directory: tempDir("feed-model") })]
-  ] as const) {
+    ["level", () => LevelStore.layer({ directory: tempDir("feed-model") })],
+    ["redis", () => RedisStore.layer({ url: inject("redisUrl"), keyPrefix: `feed-model-${Math.random().toString(36).slice(2, 10)}` })]
+  ]
+  for (const [label, makeStores] of backends) {
     it(`matches the model on the ${label} backend`, async () => {
       const seed = Number(process.env.FEED_SEED ?? Date.now() % 1_000_000)
       console.log(`feed model seed ${seed} (${label}); rerun with FEED_SEED=${seed}`)
