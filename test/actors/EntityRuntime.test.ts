@@ -33,13 +33,15 @@ describe("entity runtime", () => {
       const replies = yield* Effect.forEach(
         Array.from({ length: 20 }, (_, sender) => sender),
         (sender) =>
-          Effect.forEach(Array.from({ length: 500 }, (_, seq) => seq), (seq) => probe.ask("one", "Record", { sender, seq }), { concurrency: 1 }),
+          // Up to 8 of a sender's messages in flight at once: each is sent before the one after it.
+          Effect.forEach(Array.from({ length: 500 }, (_, seq) => seq), (seq) => probe.ask("one", "Record", { sender, seq }), { concurrency: 8 }),
         { concurrency: "unbounded" }
       )
       const all = replies.flat()
       assert.equal(all.length, 10_000)
       assert.equal(all.filter((reply) => reply.overlapped).length, 0, "two handlers of one entity never run at once")
       assert.equal(all.filter((reply) => reply.outOfOrder).length, 0, "each sender's messages are handled in send order")
+      assert.equal(probes.reorders, 0)
       assert.equal(Math.max(...all.map((reply) => reply.count)), 10_000)
     }))
   })
@@ -53,6 +55,7 @@ describe("entity runtime", () => {
       const last = yield* probe.ask("pipelined", "Record", { sender: 1, seq: 1_000 })
       assert.equal(last.outOfOrder, false)
       assert.equal(last.count, 1_001)
+      assert.equal(probes.reorders, 0, "no send was handled after a later one")
     }))
   })
 

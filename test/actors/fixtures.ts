@@ -52,6 +52,8 @@ export class Probes {
   /** Crashes left per entity id for `CrashingWrite`. */
   readonly crashes = new Map<string, number>()
   handled = 0
+  /** `Record` messages handled after a later one of the same sender (sends included, which nobody answers). */
+  reorders = 0
 
   gate(name: string): Deferred.Deferred<number> {
     let gate = this.gates.get(name)
@@ -77,6 +79,7 @@ export class Probes {
             // Give other fibers a chance to interleave if the runtime allowed it.
             yield* Effect.yieldNow
             const last = context.state.lastSeq.get(sender) ?? -1
+            if (seq <= last) probes.reorders++
             context.state.lastSeq.set(sender, seq)
             context.state.count++
             probes.running--
