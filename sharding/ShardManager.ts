@@ -29,7 +29,9 @@ export type ShardEvent =
   | { readonly _tag: "ShardAcquired"; readonly shard: number; readonly epoch: number }
   | { readonly _tag: "ShardReleased"; readonly shard: number }
   | { readonly _tag: "ShardLost"; readonly shard: number }
+  /** This worker began moving shards (`moves` planned in its first round). */
   | { readonly _tag: "RebalanceStarted"; readonly moves: number }
+  /** Every move since `RebalanceStarted` is done, hand-offs included, and none is left to make. */
   | { readonly _tag: "RebalanceEnded"; readonly millis: number }
   | { readonly _tag: "WritesPaused"; readonly token: string }
   | { readonly _tag: "WritesResumed"; readonly token: string }
@@ -60,8 +62,13 @@ export class ShardManager extends Context.Service<ShardManager, ShardManagerShap
 export const ownedShards = Metric.gauge("shardfeed_shards_owned", { description: "Shards this worker owns" })
 /** Lease renewals, by `outcome` (`ok`, `lost`, `failed`). */
 export const leaseRenewals = Metric.counter("shardfeed_lease_renewals_total", { description: "Shard lease renewals" })
-/** Rebalance rounds (rounds that moved at least one shard). */
-export const rebalances = Metric.counter("shardfeed_rebalances_total", { description: "Rounds that moved shards" })
+/** Rebalances ended (from a worker's first move to its last hand-off done). */
+export const rebalances = Metric.counter("shardfeed_rebalances_total", { description: "Rebalances ended" })
+/** How long a worker's rebalances took, first move to last hand-off done, in seconds. */
+export const rebalanceSeconds = Metric.histogram("shardfeed_rebalance_seconds", {
+  description: "Rebalance duration, first move to last hand-off done",
+  boundaries: Metric.exponentialBoundaries({ start: 0.05, factor: 2, count: 12 })
+})
 /** Shards acquired and released, by `action`. */
 export const shardMoves = Metric.counter("shardfeed_shard_moves_total", { description: "Shards acquired or released" })
 
@@ -100,6 +107,8 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
     let owners: ReadonlyArray<Owner | undefined> = new Array(shardCount).fill(undefined)
     let members: ReadonlyArray<Member> = []
     const handingOff = new Set<number>()
+    /** When this worker's current rebalance began (undefined: none in progress). */
+    let rebalanceStartedAt: number | undefined
     const wake = yield* Queue.sliding<void>(1)
     const maxMoves = Math.max(1, Math.ceil(shardCount * config.rebalanceFraction))
     const margin = Math.floor(config.refreshMillis / 2)
@@ -220,10 +229,16 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       // Shards do not move while writes are held: a hand-off waits for commits.
       const held = yield* followPause
       const target = targetOf(members)
-      const giveUp = held ? [] : [...runtime.owned().keys()].filter((shard) => target[shard] !== config.workerId && !handingOff.has(shard)).slice(0, maxMoves)
-      const wanted = held ? [] : target.flatMap((owner, shard) => (owner === config.workerId && !runtime.owned().has(shard) ? [shard] : [])).slice(0, maxMoves)
+      // The rate limit: at most `maxMoves` moves per round, hand-offs still draining included,
+      // so a rolling deploy never has more than that share of the shards in motion here.
+      const budget = held ? 0 : Math.max(0, maxMoves - handingOff.size)
+      const giveUp = [...runtime.owned().keys()].filter((shard) => target[shard] !== config.workerId && !handingOff.has(shard)).slice(0, budget)
+      const wanted = target.flatMap((owner, shard) => (owner === config.workerId && !runtime.owned().has(shard) ? [shard] : [])).slice(0, budget - giveUp.length)
       const started = Date.now()
-      if (giveUp.length + wanted.length > 0) publish({ _tag: "RebalanceStarted", moves: giveUp.length + wanted.length })
+      if (giveUp.length + wanted.length > 0 && rebalanceStartedAt === undefined) {
+        rebalanceStartedAt = started
+        publish({ _tag: "RebalanceStarted", moves: giveUp.length + wanted.length })
+      }
       for (const shard of giveUp) {
         handingOff.add(shard)
         yield* Effect.forkDetach(handOff(shard))
@@ -251,9 +266,13 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
         publish({ _tag: "ShardAcquired", shard, epoch })
       }
       if (acquired.size > 0) yield* coordinator.notify
-      if (giveUp.length + acquired.size > 0) {
+      // Ended once a round plans no move and no hand-off is still draining.
+      if (rebalanceStartedAt !== undefined && giveUp.length + wanted.length === 0 && handingOff.size === 0) {
+        const millis = Date.now() - rebalanceStartedAt
+        rebalanceStartedAt = undefined
         rebalances.updateUnsafe(1, context)
-        publish({ _tag: "RebalanceEnded", millis: Date.now() - started })
+        rebalanceSeconds.updateUnsafe(millis / 1000, context)
+        publish({ _tag: "RebalanceEnded", millis })
       }
       ownedShards.updateUnsafe(runtime.owned().size, context)
       yield* readMap

@@ -23,6 +23,11 @@ const cluster = Settings.string("cluster", "the cluster's name; workers of one c
 const id = Settings.optionalString("id", "this worker's id", "random")
 const leaseMs = Settings.integer("lease-ms", "how long a heartbeat or shard lease lives without renewal, ms", 3_000)
 const refreshMs = Settings.integer("refresh-ms", "how often leases are renewed and the map recomputed, ms; at most lease / 3", 1_000)
+const rebalanceFraction = Settings.finite(
+  "rebalance-fraction",
+  "most shards this worker takes or gives up per refresh, hand-offs still draining included, as a fraction of all (above 0, at most 1)",
+  0.25
+)
 const clientOnly = Settings.boolean("client-only", "host no shard: only route requests to the cluster's workers (a gateway)")
 const holdingsLog = Settings.optionalString(
   "holdings-log",
@@ -46,6 +51,7 @@ export const workerCommand = Command.make(
     shards: Settings.shards,
     leaseMs,
     refreshMs,
+    rebalanceFraction,
     clientOnly,
     holdingsLog,
     compactEvery: Settings.compactEvery
@@ -72,6 +78,7 @@ export const workerCommand = Command.make(
           weight: flags.weight,
           leaseMillis: flags.leaseMs,
           refreshMillis: flags.refreshMs,
+          rebalanceFraction: flags.rebalanceFraction,
           workerId
         },
         clientOnly: flags.clientOnly,
