@@ -15,8 +15,8 @@
  * Both run on the private standalone Redis and again on the 3-master Redis Cluster of the test
  * setup (BullMQ on a cluster connection, prefixes hash-tagged).
  *
- * Later, with scale-out: run (1) with two or three owner processes over a shared Redis store and
- * kill one at a time, so messages follow their shards to the survivors.
+ * With several owners over a shared Redis store, messages following their shards to the
+ * survivors of a SIGKILL: `test/sharding/DurableFailover.test.ts`.
  */
 import { type ConnectionOptions, Queue } from "bullmq"
 import { Cluster } from "ioredis"
