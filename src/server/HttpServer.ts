@@ -87,7 +87,8 @@ const match = <R>(compiled: ReadonlyArray<Compiled<R>>, method: string, segments
     let fits = true
     for (let i = 0; i < segments.length && fits; i++) {
       const pattern = candidate.segments[i]!
-      fits = pattern.startsWith(":") ? segments[i]!.length > 0 : pattern === segments[i]
+      // An empty name still matches its route, whose parameter check then refuses it, naming it (400).
+      fits = pattern.startsWith(":") || pattern === segments[i]
     }
     if (!fits) continue
     if (candidate.route.method === method) return { found: candidate, allowed }

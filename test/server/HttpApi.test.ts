@@ -83,6 +83,8 @@ describe("HTTP API v1", () => {
       ["GET", "/v1/feeds/f/entries/abc", undefined, 400, "InvalidArgument", "offset"],
       ["GET", `/v1/feeds/${"x".repeat(513)}`, undefined, 400, "InvalidArgument", "feed"],
       ["GET", "/v1/feeds/%E0%A4%A", undefined, 400, "InvalidArgument", "feed"],
+      ["POST", "/v1/feeds//append", { items: [{ value: 1 }] }, 400, "InvalidArgument", "feed"],
+      ["GET", "/v1/feeds//entries", undefined, 400, "InvalidArgument", "feed"],
       ["GET", "/v1/nothing", undefined, 404, "NotFound"],
       ["PATCH", "/v1/feeds/f", undefined, 405, "MethodNotAllowed"],
       ["POST", "/v1/entities/nope/1/ask", { message: { _tag: "X" } }, 404, "UnknownEntityType"],
