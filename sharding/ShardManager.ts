@@ -29,6 +29,8 @@ export type ShardEvent =
   | { readonly _tag: "ShardAcquired"; readonly shard: number; readonly epoch: number }
   | { readonly _tag: "ShardReleased"; readonly shard: number }
   | { readonly _tag: "ShardLost"; readonly shard: number }
+  /** The store refused a commit for the shard: another worker holds it at a later epoch; this one dropped it. */
+  | { readonly _tag: "FencingRejected"; readonly shard: number }
   /** This worker began moving shards (`moves` planned in its first round). */
   | { readonly _tag: "RebalanceStarted"; readonly moves: number }
   /** Every move since `RebalanceStarted` is done, hand-offs included, and none is left to make. */
@@ -104,6 +106,11 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
     let started = false
     const events = yield* PubSub.sliding<ShardEvent>(1_024)
     const publish = (event: ShardEvent) => void PubSub.publishUnsafe(events, event)
+    // The runtime learns of fencing from the store; the cluster's event stream says so too.
+    yield* Effect.forkIn(
+      Stream.runForEach(runtime.events, (event) => Effect.sync(() => event._tag === "ShardFenced" && publish({ _tag: "FencingRejected", shard: event.shard }))),
+      scope
+    )
     let owners: ReadonlyArray<Owner | undefined> = new Array(shardCount).fill(undefined)
     let members: ReadonlyArray<Member> = []
     const handingOff = new Set<number>()
