@@ -86,6 +86,20 @@ describe("entity recovery", () => {
       const plainShard = String(runtime.shardOf("plain-wallet", "w"))
       assert.equal(yield* store.get(plainShard, "plain-wallet.snapshot", Buffer.from("w\u0000")), undefined)
     }))
+    // Proof that recovery starts from the snapshot: one doctored (a million more in it) shows in
+    // the recovered balance, with the 21 events after it replayed on top.
+    await run(node(directory), Effect.gen(function*() {
+      const runtime = yield* EntityRuntime.EntityRuntime
+      const store = yield* KeyValueStore
+      const walletShard = String(runtime.shardOf("wallet", "w"))
+      const key = Buffer.from("w\u0000")
+      const stored = JSON.parse(Buffer.from((yield* store.get(walletShard, "wallet.snapshot", key))!).toString()) as { index: number; state: string }
+      const state = JSON.parse(stored.state) as { balance: number }
+      const doctored = { ...stored, state: JSON.stringify({ ...state, balance: state.balance + 1_000_000 }) }
+      yield* store.put(walletShard, "wallet.snapshot", key, JSON.stringify(doctored))
+      const wallet = yield* EntityClient.make(Wallet)
+      assert.deepEqual(yield* wallet.ask("w", "Balance"), { ...expected, balance: expected.balance + 1_000_000 })
+    }))
   })
 
   it("commits the writes of many entities in shared rounds (group commit)", async () => {
