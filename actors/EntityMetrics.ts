@@ -24,6 +24,11 @@ export const commitWrites = Metric.histogram("shardfeed_commit_batch_writes", {
   description: "Writes per group-commit round",
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 17 })
 })
+/** Entities whose writes each commit round carried (what group commit gathers). */
+export const commitEntities = Metric.histogram("shardfeed_commit_batch_entities", {
+  description: "Entities per group-commit round",
+  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 17 })
+})
 /** Store operations committed for entities, by `type`. */
 export const entityWrites = Metric.counter("shardfeed_entity_writes_total", { description: "Store writes committed for entities" })
 /** Messages skipped as poison, by `type`. */
@@ -77,7 +82,7 @@ export class EntityMetrics {
     mailboxDepth.updateUnsafe(depth, this.context)
   }
 
-  committed(outcome: string, writes: number, writesByType: ReadonlyMap<string, number>): void {
+  committed(outcome: string, writes: number, writesByType: ReadonlyMap<string, number>, participants: number): void {
     for (const [type, count] of writesByType) this.of(type).writes.updateUnsafe(count, this.context)
     let counter = this.commitOutcomes.get(outcome)
     if (counter === undefined) {
@@ -86,5 +91,6 @@ export class EntityMetrics {
     }
     counter.updateUnsafe(1, this.context)
     commitWrites.updateUnsafe(writes, this.context)
+    commitEntities.updateUnsafe(participants, this.context)
   }
 }

@@ -157,7 +157,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     yield* StoreBackend,
     epochOf,
     config.commitOpsMax,
-    (report) => metrics.committed(report.outcome, report.writes, report.writesByType),
+    (report) => metrics.committed(report.outcome, report.writes, report.writesByType, report.participants),
     (shard) => {
       forget(shard)
       PubSub.publishUnsafe(events, { _tag: "ShardFenced", shard })

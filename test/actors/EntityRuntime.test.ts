@@ -7,10 +7,11 @@
  * senders; blocked handlers and gated store writes instead of sleeps; outcomes checked against
  * the store and the runtime's lifecycle events.
  */
-import { Deferred, Effect, Fiber, Layer, Option, Result, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Metric, Option, Result, Stream } from "effect"
 import { strict as assert } from "node:assert"
 import { describe, it } from "vitest"
 import * as EntityClient from "../../actors/EntityClient.js"
+import * as EntityMetrics from "../../actors/EntityMetrics.js"
 import { EntityRuntime } from "../../actors/EntityRuntime.js"
 import * as Lifecycle from "../../actors/EntityLifecycle.js"
 import { murmur3, shardOf } from "../../actors/ShardId.js"
@@ -154,7 +155,10 @@ describe("entity runtime", () => {
       const runtime = yield* EntityRuntime
       const poisoned = yield* Stream.runHead(runtime.events.pipe(Stream.filter((event) => event._tag === "PoisonMessage"))).pipe(Effect.forkChild)
       yield* Effect.yieldNow
+      const counted = Metric.value(Metric.withAttributes(EntityMetrics.poisonMessages, { type: "probe" }))
+      const before = (yield* counted).count
       const error = yield* Effect.flip(probe.ask("victim", "Poison"))
+      assert.equal((yield* counted).count - before, 1, "the skip is counted")
       assert.equal(error._tag, "PoisonMessage")
       assert.equal(error._tag === "PoisonMessage" && error.attempts, 4)
       assert.equal(yield* probe.ask("victim", "Write", { key: "k", value: "alive" }), "alive")
