@@ -195,6 +195,7 @@ export const behavior = <A, I>(
         appendBatches(context, calls),
       Get: ({ offset }: { readonly offset: number }, context: Entity.DirectContext<FeedState>) =>
         Effect.gen(function*() {
+          yield* scheduleTrimIfDue(context)
           const bad = checkOffset(offset)
           if (bad !== undefined) return yield* Effect.fail(bad)
           const record = yield* Navigate.recordHolding(context.view, context.state.head.generation, offset)
@@ -204,11 +205,13 @@ export const behavior = <A, I>(
           return toEntry(stored)
         }),
       Remove: ({ offset }: { readonly offset: number }, context: Entity.DirectContext<FeedState>) => remove(context, offset),
-      Page: (request: FeedMessages.PageRequest, context: Entity.DirectContext<FeedState>) => page(context, request),
+      // Reads also start a trim that is due, so a feed no longer appended to still ages out.
+      Page: (request: FeedMessages.PageRequest, context: Entity.DirectContext<FeedState>) =>
+        Effect.andThen(scheduleTrimIfDue(context), page(context, request)),
       Metadata: (_: void, context: Entity.DirectContext<FeedState>) => {
         const head = context.state.head
         if (!Head.exists(head)) return Effect.fail(new FeedNotFound({ feed: context.id }))
-        return Effect.succeed({
+        return Effect.as(scheduleTrimIfDue(context), {
           feed: context.id,
           count: head.count,
           firstOffset: head.firstOffset,

@@ -238,6 +238,23 @@ describe("feeds", () => {
     }))
   })
 
+  it("ages out the entries of a feed that is only read, no longer appended to", async () => {
+    const clock = { now: 1_000 }
+    const Quiet = Feed.define("quiet", { entry: Schema.Number, retention: { maxAgeMillis: 1_000 }, clock: () => clock.now })
+    await run(Feed.layer(Quiet).pipe(Layer.provideMerge(feedNode(MemoryStore.layer))), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Quiet)
+      yield* feeds.append("q", [{ value: 1 }, { value: 2 }])
+      clock.now += 500
+      yield* feeds.append("q", [{ value: 3 }])
+      clock.now += 1_000
+      // No append from now on: reads alone start the trim (it runs behind them).
+      let page = yield* feeds.page("q", { limit: 10 })
+      for (let spin = 0; spin < 100 && page.items.length > 1; spin++) page = yield* feeds.page("q", { limit: 10 })
+      assert.deepEqual(page.items.map((item) => item.value), [3], "the two entries older than a second are gone")
+      assert.equal((yield* feeds.metadata("q")).count, 1)
+    }))
+  })
+
   it("compacts records written one item per commit, in bounded steps, with every read unchanged and across a restart", async () => {
     const Trickle = Feed.define("trickle", { entry: Schema.Number, limits: { recordEntriesMax: 16, compactRecordsMax: 10 } })
     const directory = tempDir("feed-compact")
