@@ -1,7 +1,7 @@
 /**
  * Goal: durable work is usable as a person uses it: over HTTP (a durable send of any registered
  * entity type, duplicates, bad input with its field and status, dead letters listed, retried and
- * purged) and from the command line (`dead-letters list|purge`, `ingest` feeding feeds until a
+ * purged) and from the command line (`dead-letters list|retry|purge`, `ingest` feeding feeds until a
  * graceful SIGTERM, a bad parser refused with the flag named).
  * Method: the routes served in this process over a node on the memory store; the commands run
  * from the compiled `shardfeed` command line in real processes. Real Redis under random prefixes.
@@ -104,27 +104,47 @@ describe("durable work over HTTP and the CLI", () => {
     }
   })
 
-  it("lists and purges dead letters from the command line", async () => {
+  it("lists, retries and purges dead letters from the command line", async () => {
     const prefix = testPrefix("cli")
     const knobs = new Knobs()
     knobs.refuse = () => true
     const node = await serve(prefix, knobs)
+    const entities = ["a", "b", "c", "d", "e"]
     try {
-      for (const entity of ["a", "b"]) await call(node.base, "POST", `/v1/entities/ledger/${entity}/messages`, { message: { _tag: "Note", payload: { seq: 1 } } })
-      await waitFor("both are dead-lettered", async () => (await call(node.base, "GET", "/v1/dead-letters")).body.items.length === 2)
+      for (const entity of entities) await call(node.base, "POST", `/v1/entities/ledger/${entity}/messages`, { message: { _tag: "Note", payload: { seq: 1 } } })
+      await waitFor("all are dead-lettered", async () => (await call(node.base, "GET", "/v1/dead-letters")).body.items.length === entities.length)
     } finally {
       await node.close()
     }
     const common = ["--redis", url, "--prefix", prefix]
-    const listed = await run(process.execPath, [cli, "dead-letters", "list", ...common, "--limit", "1"])
+    const cliRun = (...args: Array<string>) => run(process.execPath, [cli, "dead-letters", ...args, ...common])
+    const listed = await cliRun("list", "--limit", "1")
     assert.match(listed.stdout, /ledger\/a {2}Note {2}attempts=2/)
     assert.match(listed.stdout, /more: --cursor /)
-    const json = await run(process.execPath, [cli, "dead-letters", "list", ...common, "--json"])
-    assert.equal(json.stdout.trim().split("\n").length, 2)
-    const purged = await run(process.execPath, [cli, "dead-letters", "purge", ...common, "--all"])
-    assert.match(purged.stdout, /purged 2 dead letters/)
-    const empty = await run(process.execPath, [cli, "dead-letters", "list", ...common])
-    assert.match(empty.stdout, /no dead letters/)
+    const letters = async () =>
+      (await cliRun("list", "--json")).stdout.trim().split("\n").filter((line) => line.length > 0).map((line) => JSON.parse(line) as { id: string; entity: string })
+    const all = await letters()
+    assert.deepEqual(all.map((letter) => letter.entity), entities)
+    const idOf = (entity: string) => all.find((letter) => letter.entity === entity)!.id
+    // Retried: sent again (to the end of its entity's order) and gone from the list.
+    assert.match((await cliRun("retry", "--id", idOf("a"))).stdout, /sent again as \S+/)
+    assert.match((await cliRun("purge", "--id", idOf("b"))).stdout, new RegExp(`purged ${idOf("b")}`))
+    assert.match((await cliRun("purge", "--id", "nope")).stdout, /no dead letter nope/)
+    assert.deepEqual((await letters()).map((letter) => letter.entity), ["c", "d", "e"])
+    const ambiguous = await cliRun("purge").then(() => undefined, (error: { readonly code?: number; readonly stderr?: string }) => error)
+    assert.equal(ambiguous?.code, 1)
+    assert.match(ambiguous?.stderr ?? "", /give exactly one of --id, --type and --all/)
+    assert.match((await cliRun("purge", "--type", "other")).stdout, /purged 0 dead letters/)
+    assert.match((await cliRun("purge", "--type", "ledger")).stdout, /purged 3 dead letters/)
+    assert.match((await cliRun("list")).stdout, /no dead letters/)
+    assert.match((await cliRun("purge", "--all")).stdout, /purged 0 dead letters/)
+    // The retried message waits in the queue for a consumer, as any durable message.
+    const queue = new Queue("shardfeed-durable", { connection: { host: "127.0.0.1", port }, prefix })
+    try {
+      assert.equal((await queue.getJobCounts("waiting")).waiting, 1)
+    } finally {
+      await queue.close()
+    }
   })
 
   it("runs ingest from the command line until a graceful SIGTERM, and refuses a bad parser naming the flag", async () => {
