@@ -13,14 +13,26 @@ import * as Settings from "./Settings.js"
 const queue = Settings.string("queue", "the durable messages' BullMQ queue", "shardfeed-durable", Settings.envName("durable-queue"))
 const prefix = Settings.string("prefix", "the durable messages' BullMQ key prefix", "shardfeed", Settings.envName("durable-prefix"))
 const redis = Settings.redis
+const cluster = Settings.optionalString(
+  "cluster",
+  "the worker cluster whose dead letters these are (its durable messages live under the prefix shardfeed.<cluster>; overrides --prefix)",
+  "none: --prefix"
+)
 
-const provide = <A, E>(flags: { readonly redis: string; readonly queue: string; readonly prefix: string }, effect: Effect.Effect<A, E, DeadLetters.DeadLetters>) =>
-  effect.pipe(Effect.provide(DeadLetters.layer({ url: flags.redis, config: { queueName: flags.queue, prefix: flags.prefix } })))
+/** The prefix the flags name: a worker cluster's own (`shardfeed worker --cluster`), or `--prefix`. */
+const prefixOf = (flags: { readonly prefix: string; readonly cluster: Option.Option<string> }) =>
+  Option.match(flags.cluster, { onNone: () => flags.prefix, onSome: (name) => `shardfeed.${name}` })
+
+const provide = <A, E>(
+  flags: { readonly redis: string; readonly queue: string; readonly prefix: string; readonly cluster: Option.Option<string> },
+  effect: Effect.Effect<A, E, DeadLetters.DeadLetters>
+) => effect.pipe(Effect.provide(DeadLetters.layer({ url: flags.redis, config: { queueName: flags.queue, prefix: prefixOf(flags) } })))
 
 const line = (item: DeadLetters.DeadLetter) =>
   `${item.id}  ${item.type}/${item.entity}  ${item.message._tag}  attempts=${item.attempts}  ${new Date(item.deadAt).toISOString()}  ${item.error}`
 
 const list = Command.make("list", {
+  cluster,
   redis,
   queue,
   prefix,
@@ -37,7 +49,7 @@ const list = Command.make("list", {
     else if (page.items.length === 0 && !flags.json) yield* Console.log("no dead letters")
   }))).pipe(Command.withDescription("Lists dead letters, oldest first"))
 
-const retry = Command.make("retry", { redis, queue, prefix, id: Flag.String("id").pipe(Flag.withDescription("the dead letter to send again")) }, (flags) =>
+const retry = Command.make("retry", { redis, queue, prefix, cluster, id: Flag.String("id").pipe(Flag.withDescription("the dead letter to send again")) }, (flags) =>
   provide(flags, Effect.gen(function*() {
     const sent = yield* Effect.flatMap(DeadLetters.DeadLetters, (deadLetters) => deadLetters.retry(flags.id))
     yield* Console.log(`sent again as ${sent.id}`)
@@ -47,6 +59,7 @@ const purge = Command.make("purge", {
   redis,
   queue,
   prefix,
+  cluster,
   id: Flag.String("id").pipe(Flag.withDescription("remove this dead letter"), Flag.optional),
   type: Flag.String("type").pipe(Flag.withDescription("remove this entity type's dead letters"), Flag.optional),
   all: Flag.Boolean("all").pipe(Flag.withDescription("remove every dead letter"), Flag.withDefault(false))

@@ -105,7 +105,9 @@ describe("durable work over HTTP and the CLI", () => {
   })
 
   it("lists, retries and purges dead letters from the command line", async () => {
-    const prefix = testPrefix("cli")
+    // The prefix a worker cluster's durable messages live under, which --cluster names.
+    const cluster = testPrefix("cli")
+    const prefix = `shardfeed.${cluster}`
     const knobs = new Knobs()
     knobs.refuse = () => true
     const node = await serve(prefix, knobs)
@@ -116,21 +118,24 @@ describe("durable work over HTTP and the CLI", () => {
     } finally {
       await node.close()
     }
-    const common = ["--redis", url, "--prefix", prefix]
+    const common = ["--redis", url, "--cluster", cluster]
     const cliRun = (...args: Array<string>) => run(process.execPath, [cli, "dead-letters", ...args, ...common])
+    const byPrefix = await run(process.execPath, [cli, "dead-letters", "list", "--redis", url, "--prefix", prefix, "--json"])
+    assert.equal(byPrefix.stdout.trim().split("\n").length, entities.length, "--prefix finds them too")
     const listed = await cliRun("list", "--limit", "1")
-    assert.match(listed.stdout, /ledger\/a {2}Note {2}attempts=2/)
+    // Oldest first, by the time each was dead-lettered (retries with jitter: any of them first).
+    assert.match(listed.stdout, /ledger\/[a-e] {2}Note {2}attempts=2/)
     assert.match(listed.stdout, /more: --cursor /)
     const letters = async () =>
       (await cliRun("list", "--json")).stdout.trim().split("\n").filter((line) => line.length > 0).map((line) => JSON.parse(line) as { id: string; entity: string })
     const all = await letters()
-    assert.deepEqual(all.map((letter) => letter.entity), entities)
+    assert.deepEqual(all.map((letter) => letter.entity).sort(), entities)
     const idOf = (entity: string) => all.find((letter) => letter.entity === entity)!.id
     // Retried: sent again (to the end of its entity's order) and gone from the list.
     assert.match((await cliRun("retry", "--id", idOf("a"))).stdout, /sent again as \S+/)
     assert.match((await cliRun("purge", "--id", idOf("b"))).stdout, new RegExp(`purged ${idOf("b")}`))
     assert.match((await cliRun("purge", "--id", "nope")).stdout, /no dead letter nope/)
-    assert.deepEqual((await letters()).map((letter) => letter.entity), ["c", "d", "e"])
+    assert.deepEqual((await letters()).map((letter) => letter.entity).sort(), ["c", "d", "e"])
     const ambiguous = await cliRun("purge").then(() => undefined, (error: { readonly code?: number; readonly stderr?: string }) => error)
     assert.equal(ambiguous?.code, 1)
     assert.match(ambiguous?.stderr ?? "", /give exactly one of --id, --type and --all/)
