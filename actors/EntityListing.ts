@@ -36,14 +36,14 @@ const NUL = new Uint8Array(1)
 
 /**
  * The ids of entities of `type` holding their one record of `namespace` (and, with
- * `keep`, whose record passes it), in UTF-8 order. Each shard is scanned for at most `limit` ids
+ * `keep`, whose record and id, as UTF-8, pass it), in UTF-8 order. Each shard is scanned for at most `limit` ids
  * below the current `limit`-th best, so memory stays O(limit) however many entities there are.
  */
 export const list = (
   type: string,
   namespace: string,
   options: ListOptions = {},
-  keep: (value: Uint8Array) => boolean = () => true
+  keep: (value: Uint8Array, id: Uint8Array) => boolean = () => true
 ): Effect.Effect<Page, ReadError | InvalidArgument, KeyValueStore> =>
   Effect.gen(function*() {
     const limit = options.limit ?? 100
@@ -76,7 +76,8 @@ export const list = (
         const worst = best.length === limit ? best[best.length - 1] : undefined
         const upper = worst !== undefined ? { lt: concat([worst, NUL]) } : end === undefined ? {} : { lt: end }
         const entries = yield* store.scan(partitionOf(shard), scoped, { ...lower, ...upper, limit: page })
-        const ids = entries.filter((entry) => keep(entry.value)).map((entry) => entry.key.subarray(0, entry.key.length - 1))
+        const ids = entries.map((entry) => ({ id: entry.key.subarray(0, entry.key.length - 1), value: entry.value }))
+          .filter((entry) => keep(entry.value, entry.id)).map((entry) => entry.id)
         if (ids.length > 0) best = [...best, ...ids].sort(compare).slice(0, limit)
         if (entries.length < page || ids.length >= limit) break
         lower = { gt: entries[entries.length - 1]!.key }

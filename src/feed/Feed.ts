@@ -190,8 +190,15 @@ export const client = <A, I>(type: FeedType<A, I>): Effect.Effect<FeedClient<A, 
     } satisfies FeedClient<A, I>
   }) as unknown as Effect.Effect<FeedClient<A, I>, never, Messenger>
 
-/** Options of `list`: a name `prefix` (a keyspace is `keyspace/`), `limit` 1 to 1,000 (default 100), `cursor`. */
-export type ListOptions = EntityListing.ListOptions
+/**
+ * Options of `list`: a `keyspace` (`""` is the default one, the names without a slash; absent:
+ * every keyspace), a name `prefix` within it, `limit` 1 to 1,000 (default 100), `cursor`.
+ */
+export interface ListOptions extends EntityListing.ListOptions {
+  readonly keyspace?: string | undefined
+}
+
+const SLASH = 0x2f
 
 /**
  * Lists the feeds of a type in name order, across every shard, reading committed data. Each
@@ -202,4 +209,16 @@ export const list = <A, I>(
   type: FeedType<A, I>,
   options: ListOptions = {}
 ): Effect.Effect<{ readonly feeds: ReadonlyArray<string>; readonly cursor: string | null }, ReadError | InvalidArgument, KeyValueStore> =>
-  Effect.map(EntityListing.list(type.type, "head", options, (value) => Head.exists(Head.decode(value))), (page) => ({ feeds: page.ids, cursor: page.cursor }))
+  Effect.suspend(() => {
+    const { keyspace, ...listing } = options
+    if (keyspace !== undefined && (typeof keyspace !== "string" || keyspace.includes("/"))) {
+      return Effect.fail(new InvalidArgument({ field: "keyspace", message: "must be a keyspace name, without a slash" }))
+    }
+    // A named keyspace is a prefix of names; the default one is the names without a slash.
+    const prefix = keyspace === undefined || keyspace === "" ? listing.prefix : `${keyspace}/${listing.prefix ?? ""}`
+    const inDefault = keyspace === ""
+    return Effect.map(
+      EntityListing.list(type.type, "head", { ...listing, prefix }, (value, id) => (!inDefault || !id.includes(SLASH)) && Head.exists(Head.decode(value))),
+      (page) => ({ feeds: page.ids, cursor: page.cursor })
+    )
+  })

@@ -402,6 +402,12 @@ describe("feeds", () => {
       assert.deepEqual(users.feeds, ["users/a", "users/b"], "a deleted feed is not listed")
       const all = yield* Feed.list(Feed.Json, { limit: 1_000 })
       assert.deepEqual(all.feeds, [...names].sort())
+      // By keyspace: a named one (with a prefix inside it), and the default one (no slash).
+      assert.deepEqual((yield* Feed.list(Feed.Json, { keyspace: "users" })).feeds, ["users/a", "users/b"])
+      assert.deepEqual((yield* Feed.list(Feed.Json, { keyspace: "league", prefix: "match-2", limit: 3 })).feeds, names.slice(20, 23))
+      assert.deepEqual((yield* Feed.list(Feed.Json, { keyspace: "" })).feeds, ["solo"])
+      const refused = yield* Effect.flip(Feed.list(Feed.Json, { keyspace: "a/b" }))
+      assert.equal(refused._tag === "InvalidArgument" && refused.field, "keyspace")
     }))
   })
 
