@@ -26,7 +26,8 @@ export const serveCommand = Command.make(
     sync: Settings.sync,
     bodyLimit,
     redis,
-    compactEvery: Settings.compactEvery
+    compactEvery: Settings.compactEvery,
+    ...Settings.durable
   },
   (flags) =>
     Effect.gen(function*() {
@@ -41,7 +42,8 @@ export const serveCommand = Command.make(
         bodyLimitBytes: flags.bodyLimit,
         runtime: { shardCount: flags.shards },
         redis: Option.getOrUndefined(flags.redis),
-        compactEverySeconds: flags.compactEvery
+        compactEverySeconds: flags.compactEvery,
+        durable: Settings.durableConfig(flags)
       })
       const base = `http://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`
       yield* Console.log(`shardfeed node serving ${flags.data}\n  API        ${base}/v1\n  dashboard  ${base}/dashboard\n  metrics    ${base}/metrics`)

@@ -93,6 +93,20 @@ export const compactEvery = integer(
   600
 )
 
+/** The settings of durable messages an operator sets most (`serve --redis`, `worker`). */
+export const durable = {
+  durableAttempts: integer("durable-attempts", "with durable work (Redis): attempts of one durable message before it is dead-lettered", 10),
+  durableDedupMs: integer("durable-dedup-ms", "with durable work (Redis): how long a durable send's id de-duplicates, ms", 86_400_000),
+  durableLockMs: integer("durable-lock-ms", "with durable work (Redis): BullMQ lockDuration, after which a crashed worker's messages are taken over, ms", 30_000)
+}
+
+/** The durable settings the flags of `durable` give. */
+export const durableConfig = (flags: { readonly durableAttempts: number; readonly durableDedupMs: number; readonly durableLockMs: number }) => ({
+  attemptsMax: flags.durableAttempts,
+  dedupWindowMillis: flags.durableDedupMs,
+  lockDurationMillis: flags.durableLockMs
+})
+
 /** Splits `host:port` (IPv6 hosts in brackets). */
 export const parseAddress = (text: string): { readonly host: string; readonly port: number } | string => {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim())

@@ -54,7 +54,8 @@ export const workerCommand = Command.make(
     rebalanceFraction,
     clientOnly,
     holdingsLog,
-    compactEvery: Settings.compactEvery
+    compactEvery: Settings.compactEvery,
+    ...Settings.durable
   },
   (flags) =>
     Effect.gen(function*() {
@@ -87,7 +88,8 @@ export const workerCommand = Command.make(
         host: (http as { host: string }).host,
         port: (http as { port: number }).port,
         token: Option.getOrUndefined(flags.token),
-        compactEverySeconds: flags.compactEvery
+        compactEverySeconds: flags.compactEvery,
+        durable: Settings.durableConfig(flags)
       })
       const base = `http://${bound.address}:${bound.port}`
       yield* Console.log(`shardfeed worker ${workerId}${flags.clientOnly ? " (client only)" : ""} in cluster ${flags.cluster} (coordination ${redactUrl(flags.redis)}, store ${flags.store})\n  API        ${base}/v1\n  dashboard  ${base}/dashboard`)

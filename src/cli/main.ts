@@ -56,8 +56,10 @@ const report = (cause: Cause.Cause<unknown>) => {
   if (Cause.hasInterruptsOnly(cause)) return Effect.void
   const error = Cause.findErrorOption(cause)
   if (error._tag === "Some") {
-    const value = error.value as { readonly _tag?: unknown; readonly message?: unknown; readonly stack?: unknown }
-    const label = typeof value._tag === "string" && value._tag !== "NodeConfigError" ? `${value._tag}: ` : ""
+    const value = error.value as { readonly _tag?: unknown; readonly message?: unknown; readonly stack?: unknown; readonly field?: unknown }
+    const tag = typeof value._tag === "string" && value._tag !== "NodeConfigError" ? value._tag : ""
+    // A typed error that names its field says which (`InvalidArgument (attemptsMax): ...`).
+    const label = tag === "" ? "" : typeof value.field === "string" ? `${tag} (${value.field}): ` : `${tag}: `
     const { _tag: _, stack: __, ...fields } = value
     const detail = typeof value.message === "string" && value.message.length > 0 ? value.message : JSON.stringify(fields)
     return Console.error(`shardfeed: ${label}${detail}`)

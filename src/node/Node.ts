@@ -55,6 +55,8 @@ export interface NodeOptions {
   readonly redis?: string | undefined
   /** With durable work: seconds between record compactions of the API's feeds (default 600; 0: none). */
   readonly compactEverySeconds?: number | undefined
+  /** With durable work: settings of durable messages (attempts, de-duplication window, lock duration...). */
+  readonly durable?: Partial<DurableConfig.DurableConfig> | undefined
 }
 
 /** The node refused to start; the message says why and what to do. */
@@ -131,11 +133,17 @@ export const durableRoutes: ReadonlyArray<
  * The built-in maintenance has a queue of its own, whose schedules only this code sets: each
  * process registers its own period (the last one started wins) and 0 removes the schedule.
  */
-const withDurable = <E>(services: Layer.Layer<NodeServices, E>, url: string, prefix: string, compactEverySeconds = COMPACT_EVERY_DEFAULT) => {
+const withDurable = <E>(
+  services: Layer.Layer<NodeServices, E>,
+  url: string,
+  prefix: string,
+  compactEverySeconds = COMPACT_EVERY_DEFAULT,
+  durable: Partial<DurableConfig.DurableConfig> = {}
+) => {
   const every = { everyMillis: compactEverySeconds * 1_000 }
   const tasks = compactEverySeconds === 0 ? [] : [Maintenance.feedCompaction(Feed.Json, every), Maintenance.searchMergeAll(every)]
   const maintenance = Maintenance.layer({ url, prefix, queueName: BUILT_IN_MAINTENANCE_QUEUE, tasks, prune: true })
-  return Layer.mergeAll(DurableMessages.layer({ url, config: { prefix } satisfies Partial<DurableConfig.DurableConfig> }), maintenance).pipe(
+  return Layer.mergeAll(DurableMessages.layer({ url, config: { ...durable, prefix } satisfies Partial<DurableConfig.DurableConfig> }), maintenance).pipe(
     Layer.provideMerge(services)
   )
 }
@@ -145,7 +153,7 @@ export const serve = (options: NodeOptions): Effect.Effect<AddressInfo, unknown,
   Effect.flatMap(validate(options), (valid) =>
     valid.redis === undefined
       ? serveWith(layer(valid), routes, valid)
-      : serveWith(withDurable(layer(valid), valid.redis, "shardfeed", valid.compactEverySeconds), durableRoutes, valid))
+      : serveWith(withDurable(layer(valid), valid.redis, "shardfeed", valid.compactEverySeconds, valid.durable), durableRoutes, valid))
 
 /** The built-in entity types, registered with whatever runtime and messenger are below. */
 export const builtIns = Layer.mergeAll(Feed.layer(Feed.Json), SortedSetEntity.layer, SearchEntity.layer, Search.layer)
@@ -174,6 +182,8 @@ export interface WorkerNodeOptions extends Worker.WorkerOptions {
   readonly bodyLimitBytes?: number | undefined
   /** Seconds between record compactions of the API's feeds (default 600; 0: none). */
   readonly compactEverySeconds?: number | undefined
+  /** Settings of durable messages (attempts, de-duplication window, lock duration...). */
+  readonly durable?: Partial<DurableConfig.DurableConfig> | undefined
 }
 
 /** A worker's services: the cluster worker, the built-in entity types, its cluster view. */
@@ -198,5 +208,5 @@ export const serveWorker = (options: WorkerNodeOptions): Effect.Effect<AddressIn
     const services = workerLayer(options)
     if (options.clientOnly === true) return serveWith(services, routes, options)
     const cluster = options.sharding?.clusterName ?? "default"
-    return serveWith(withDurable(services, options.redisUrl, `shardfeed.${cluster}`, options.compactEverySeconds), durableRoutes, options)
+    return serveWith(withDurable(services, options.redisUrl, `shardfeed.${cluster}`, options.compactEverySeconds, options.durable), durableRoutes, options)
   })

@@ -200,6 +200,13 @@ describe("shardfeed CLI", () => {
     assert.match(failure!.stderr, /--advertise no-port-here must be host:port/)
   }, 30_000)
 
+  it("passes the durable settings to durable messages, refusing a bad one with its field named", async () => {
+    const failure = await run(process.execPath, [cli, "worker", "--redis", inject("redisUrl"), "--http", "127.0.0.1:0", "--cluster", `durable-flags-${Date.now()}`, "--durable-attempts", "0"])
+      .then(() => undefined, (error: { code: number; stderr: string }) => error)
+    assert.ok(failure !== undefined && failure.code === 1, "the worker exits with 1")
+    assert.match(failure!.stderr, /InvalidArgument \(attemptsMax\): must be an integer from 1 to 1000/)
+  }, 30_000)
+
   it("takes durable messages with --redis, and answers NotEnabled without it", async () => {
     const plain = await serve(tempDir("cli-plain"))
     try {
