@@ -58,6 +58,10 @@ export interface ScheduleStatus {
   readonly next: number | null
   /** Runs of this process, by outcome. */
   readonly runs: { readonly ok: number; readonly error: number }
+  /**
+   * The latest run on any process, as the queue keeps it (among its most recent finished jobs),
+   * or else this process's: when it ended, how long it took, how it ended.
+   */
   readonly lastRun: { readonly at: number; readonly millis: number; readonly outcome: "ok" | "error" } | null
 }
 
@@ -91,6 +95,8 @@ export interface MaintenanceShape {
 /** The maintenance service tag. */
 export class Maintenance extends Context.Service<Maintenance, MaintenanceShape>()("shardfeed/Maintenance") {}
 
+/** Finished jobs of each state the status looks at for the tasks' last runs. */
+const FINISHED_LOOKED_AT = 200
 const TASK_ID = /^[A-Za-z0-9_.-]{1,100}$/
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/
 /** Finished maintenance jobs kept for inspection, each kind. */
@@ -239,6 +245,17 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
     const status = Effect.tryPromise({
       try: async (): Promise<ReadonlyArray<ScheduleStatus>> => {
         const schedulers = new Map((await queue.getJobSchedulers(0, 999)).map((scheduler) => [scheduler.key, scheduler]))
+        // The last run of each task on any process: the newest finished jobs the queue keeps.
+        const latest = new Map<string, NonNullable<ScheduleStatus["lastRun"]>>()
+        for (const [state, outcome] of [["completed", "ok"], ["failed", "error"]] as const) {
+          for (const job of await queue.getJobs([state], 0, FINISHED_LOOKED_AT - 1)) {
+            if (job?.finishedOn === undefined) continue
+            const seen = latest.get(job.name)
+            if (seen === undefined || job.finishedOn > seen.at) {
+              latest.set(job.name, { at: job.finishedOn, millis: job.processedOn === undefined ? 0 : job.finishedOn - job.processedOn, outcome })
+            }
+          }
+        }
         return options.tasks.map((task) => {
           const scheduler = schedulers.get(task.id)
           const counts = local.get(task.id)!
@@ -249,7 +266,7 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
             pattern: "pattern" in task.schedule ? task.schedule.pattern : undefined,
             next: scheduler?.next ?? null,
             runs: { ok: counts.ok, error: counts.error },
-            lastRun: counts.last
+            lastRun: latest.get(task.id) ?? counts.last
           }
         })
       },

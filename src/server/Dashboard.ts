@@ -39,7 +39,7 @@ export const html = `<!doctype html>
 <section id="durable" hidden>
 <h2>Durable work</h2>
 <p>waiting <span id="durable-waiting">0</span> · active <span id="durable-active">0</span> · delayed <span id="durable-delayed">0</span> · dead letters <span id="durable-dead">0</span></p>
-<table id="maintenance" hidden><thead><tr><th>schedule</th><th>next run</th><th>runs here (ok / error)</th><th>last run</th></tr></thead><tbody></tbody></table>
+<table id="maintenance" hidden><thead><tr><th>schedule</th><th>next run</th><th>runs here (ok / error)</th><th>last run (any worker)</th></tr></thead><tbody></tbody></table>
 </section>
 <p>writes/s: <span id="writes">0</span> · commits/s: <span id="commits">0</span> · HTTP requests/s: <span id="requests">0</span> · HTTP errors/s: <span id="http-errors">0</span></p>
 <script>

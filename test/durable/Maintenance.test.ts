@@ -71,6 +71,35 @@ describe("maintenance", () => {
     console.log(`maintenance: ${counts.size} periods, run by ${new Set(ticks.map((line) => line.split(" ")[0])).size} of the 3 workers`)
   }, 60_000)
 
+  it("shows a schedule's last run on any process, not only on the one that ran it", async () => {
+    const prefix = testPrefix("last-run")
+    let ran = 0
+    const task = (schedule: Maintenance.Task["schedule"]): Maintenance.Task => ({ id: "tick", schedule, run: () => Effect.sync(() => void ran++) })
+    const first = ManagedRuntime.make(Maintenance.layer({ url, prefix, tasks: [task({ everyMillis: 200 })] }))
+    try {
+      await first.runPromise(Effect.void)
+      const deadline = Date.now() + 20_000
+      while (ran < 2) {
+        if (Date.now() > deadline) throw new Error("the schedule did not run")
+        await sleep(50)
+      }
+    } finally {
+      await first.dispose()
+    }
+    // A second process registers the same task on the first of January (the last one started
+    // wins), so it runs nothing during the test: what it reports is the first process's run,
+    // kept in the queue.
+    const second = ManagedRuntime.make(Maintenance.layer({ url, prefix, tasks: [task({ pattern: "0 0 1 1 *" })] }))
+    try {
+      const [status] = await second.runPromise(Effect.flatMap(Maintenance.Maintenance, (maintenance) => maintenance.status))
+      assert.deepEqual(status!.runs, { ok: 0, error: 0 }, "this process ran nothing")
+      assert.ok(status!.lastRun !== null && status!.lastRun.outcome === "ok", `the other process's last run is shown: ${JSON.stringify(status)}`)
+      assert.ok(status!.lastRun.at <= Date.now() && status!.lastRun.at > Date.now() - 30_000)
+    } finally {
+      await second.dispose()
+    }
+  }, 60_000)
+
   it("trims feeds that get no appends, compacts records, writes dumps, and shows runs in status and metrics", async () => {
     const clock = { now: 1_000_000 }
     const Aging = Feed.define("aging", { entry: Schema.Json, retention: { maxAgeMillis: 60_000 }, clock: () => clock.now })
