@@ -4,6 +4,7 @@
  * when workers are spread out.
  */
 import { Context, Effect, Layer } from "effect"
+import { EntityRuntime } from "../../actors/EntityRuntime.js"
 import * as ShardManager from "../../sharding/ShardManager.js"
 
 /** One worker as the cluster sees it. */
@@ -22,6 +23,8 @@ export interface ClusterSnapshot {
   readonly workers: ReadonlyArray<WorkerInfo>
   /** The owner of each shard (worker id), or null while it moves. */
   readonly owners: ReadonlyArray<string | null>
+  /** The fencing epoch of each shard's current tenure, or null while it moves. */
+  readonly epochs: ReadonlyArray<number | null>
 }
 
 /** The cluster view of this worker. */
@@ -33,16 +36,23 @@ export interface ClusterViewShape {
 /** The cluster view service. */
 export class ClusterView extends Context.Service<ClusterView, ClusterViewShape>()("shardfeed/ClusterView") {}
 
-/** The view of a single node that owns all `shardCount` shards. */
-export const layerSingle = (options: { readonly workerId: string; readonly address: string; readonly shardCount: number }): Layer.Layer<ClusterView> =>
-  Layer.succeed(ClusterView)({
-    workerId: options.workerId,
-    snapshot: Effect.sync(() => ({
-      shardCount: options.shardCount,
-      workers: [{ id: options.workerId, address: options.address, weight: 1, shards: options.shardCount, lastSeen: Date.now() }],
-      owners: new Array<string>(options.shardCount).fill(options.workerId)
+/** The view of a single node that owns all `shardCount` shards (at the epochs its runtime holds). */
+export const layerSingle = (options: { readonly workerId: string; readonly address: string; readonly shardCount: number }): Layer.Layer<ClusterView, never, EntityRuntime> =>
+  Layer.effect(
+    ClusterView,
+    Effect.map(EntityRuntime, (runtime) => ({
+      workerId: options.workerId,
+      snapshot: Effect.sync(() => {
+        const owned = runtime.owned()
+        return {
+          shardCount: options.shardCount,
+          workers: [{ id: options.workerId, address: options.address, weight: 1, shards: options.shardCount, lastSeen: Date.now() }],
+          owners: new Array<string>(options.shardCount).fill(options.workerId),
+          epochs: Array.from({ length: options.shardCount }, (_, shard) => owned.get(shard) ?? null)
+        }
+      })
     }))
-  })
+  )
 
 /** The view of a worker in a Redis-coordinated cluster, read from its shard manager. */
 export const layerFromManager: Layer.Layer<ClusterView, never, ShardManager.ShardManager> = Layer.effect(
@@ -64,7 +74,8 @@ export const layerFromManager: Layer.Layer<ClusterView, never, ShardManager.Shar
           shards: counts.get(member.id) ?? 0,
           lastSeen: member.expiry - manager.config.leaseMillis
         })),
-        owners
+        owners,
+        epochs: Array.from({ length: manager.shardCount }, (_, shard) => manager.owner(shard)?.epoch ?? null)
       }
     })
   }))

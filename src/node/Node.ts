@@ -92,15 +92,11 @@ export const validate = (options: NodeOptions): Effect.Effect<NodeOptions, NodeC
 export const layer = (options: NodeOptions) => {
   const runtimeConfig: RuntimeConfigShape = { ...defaults, ...options.runtime }
   const stores = layerStores(MeteredStore.layer.pipe(Layer.provide(LevelStore.layerBackend({ directory: options.data, sync: options.sync }))))
-  return Layer.merge(builtIns, WritePause.layerLocal).pipe(
+  const view = ClusterView.layerSingle({ workerId: options.workerId ?? "node-1", address: `${options.host}:${options.port}`, shardCount: runtimeConfig.shardCount })
+  return Layer.mergeAll(builtIns, WritePause.layerLocal, view).pipe(
     Layer.provideMerge(EntityRuntime.layerLocal),
     Layer.provideMerge(stores),
-    Layer.provideMerge(Layer.succeed(RuntimeConfig)(runtimeConfig)),
-    Layer.provideMerge(ClusterView.layerSingle({
-      workerId: options.workerId ?? "node-1",
-      address: `${options.host}:${options.port}`,
-      shardCount: runtimeConfig.shardCount
-    }))
+    Layer.provideMerge(Layer.succeed(RuntimeConfig)(runtimeConfig))
   )
 }
 

@@ -25,6 +25,8 @@ describe("HTTP API v1", () => {
     assert.equal(cluster.body.workers.length, 1)
     assert.deepEqual(Object.keys(cluster.body.workers[0]).sort(), ["address", "id", "lastSeen", "shards", "weight"])
     assert.deepEqual(cluster.body.owners, new Array(16).fill("node-1"))
+    assert.equal(cluster.body.epochs.length, 16)
+    assert.ok(cluster.body.epochs.every((epoch: unknown) => typeof epoch === "number" && epoch >= 1), "each shard's epoch")
   })
 
   it("appends, pages, gets, removes and deletes feeds with the contract's shapes", async () => {

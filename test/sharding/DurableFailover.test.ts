@@ -36,6 +36,8 @@ describe("durable messages across a failover", () => {
       for (const id of ["a", "b", "c"]) workers.push(await spawnWorker({ redisUrl, cluster, id, logDirectory }))
       const [front] = workers
       const map = await waitBalanced(front!.base, ["a", "b", "c"], 60_000)
+      const { epochs } = await getJson(front!.base, "/v1/cluster")
+      assert.ok(epochs.length === SHARDS && epochs.every((epoch: unknown) => typeof epoch === "number" && epoch >= 1), "the map carries each shard's epoch")
       const feeds = Array.from({ length: FEEDS }, (_, i) => `d${i}`)
       // The victim: the worker other than the front one that owns the most of these feeds.
       const ownerOf = (feed: string) => map[shardOf("feed", feed, SHARDS)]
