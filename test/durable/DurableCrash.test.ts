@@ -222,9 +222,11 @@ const suite = (name: string, target: () => Target) => describe(name, () => {
     const args = ["ingest", url, prefix, "incoming", dataDir, "800"]
     let ingest = await start(args)
     try {
-      // Jobs arrive in rounds while the ingest process is killed five times mid-stream.
+      // Jobs arrive in rounds while the ingest process is killed up to five times mid-stream.
       let seq = 0
       let kills = 0
+      // Kills that found jobs taken by the ingest process and not yet completed (mid-batch).
+      let midBatch = 0
       while (seq < perFeed) {
         const round = Math.min(perFeed - seq, 10 + Math.floor(random() * 40))
         const jobs = []
@@ -233,13 +235,18 @@ const suite = (name: string, target: () => Target) => describe(name, () => {
         }
         await producer.addBulk(jobs)
         seq += round
-        if (kills < 5 && random() < 0.5) {
+        // The last round is killed for certain if none was yet: at least one kill, always.
+        if (kills < 5 && (random() < 0.5 || (kills === 0 && seq >= perFeed))) {
           await sleep(Math.floor(random() * 300))
+          // Mid-batch: wait (bounded) until the process holds jobs it has not completed.
+          for (let wait = 0; wait < 100 && ((await producer.getJobCounts("active")).active ?? 0) === 0; wait++) await sleep(5)
+          if (((await producer.getJobCounts("active")).active ?? 0) > 0) midBatch++
           await kill(ingest)
           kills++
           ingest = await start(args)
         }
       }
+      assert.ok(kills >= 1 && midBatch >= 1, `${kills} kills, ${midBatch} of them with jobs in flight`)
       await waitFor("every job is appended", async () => {
         const counts = await producer.getJobCounts("waiting", "active", "delayed", "failed")
         return (counts.waiting ?? 0) + (counts.active ?? 0) + (counts.delayed ?? 0) + (counts.failed ?? 0) === 0
