@@ -1,9 +1,12 @@
 /**
  * Request bodies as JSON, with one care JSON.parse lacks: nonces may be integers up to 2^128-1
  * sent as JSON numbers, which JavaScript numbers cannot hold above 2^53. Before parsing, every
- * integer literal longer than 15 digits that is the value of a `"nonce"` key is turned into a
- * decimal string, so it reaches the feed exactly. Keys such as `__proto__` stay plain data:
- * JSON.parse makes them own properties, and no handler merges request objects into others.
+ * number literal that is the value of a `"nonce"` key and an integer of more than 15 digits,
+ * however it is written (`12345678901234567`, `1.2345678901234567e16`, `1e20`,
+ * `12345678901234567.0`), is turned into its exact decimal string, so it reaches the feed
+ * exactly; other literals parse as numbers (a fraction is then refused as not an integer). Keys
+ * such as `__proto__` stay plain data: JSON.parse makes them own properties, and no handler
+ * merges request objects into others.
  */
 
 /** A JSON object (not null, not an array): what a request body or a nested message must be. */
@@ -19,11 +22,38 @@ export class MalformedJson {
 const isDigit = (code: number) => code >= 48 && code <= 57
 
 /**
- * Where a long nonce literal may be: `"nonce"`, a colon and 16 digits. The regular expression runs
- * natively and rules out most bodies; a match (even inside a string value) only means the exact
- * scan below runs, so it cannot change an answer.
+ * Where a long nonce literal may be: `"nonce"`, a colon and 16 digits, or a number with a
+ * fraction or an exponent. The regular expression runs natively and rules out most bodies; a
+ * match (even inside a string value) only means the exact scan below runs, so it cannot change
+ * an answer.
  */
-const MAYBE_LONG_NONCE = /"nonce"[ \t\r\n]*:[ \t\r\n]*[0-9]{16}/
+const MAYBE_LONG_NONCE = /"nonce"[ \t\r\n]*:[ \t\r\n]*(?:[0-9]{16}|[0-9]+(?:\.[0-9]*)?[eE.])/
+
+/** Digits past which a nonce is above 2^128-1 (39 digits) whatever they are. */
+const NONCE_DIGITS_MAX = 39
+
+/**
+ * The exact decimal integer a JSON number literal (`int frac? exp?`, no sign) stands for, when it
+ * is one of more than 15 digits; undefined when it is not an integer or short enough to parse
+ * exactly. An exponent too large gives 40 digits (refused as above 2^128-1) without computing it.
+ */
+const longInteger = (int: string, frac: string, exp: number): string | undefined => {
+  // value = digits × 10^shift
+  let digits = (int + frac).replace(/^0+(?=.)/, "")
+  let shift = exp - frac.length
+  if (/^0+$/.test(digits)) return undefined
+  if (shift < 0) {
+    // An integer only if the last -shift digits are zeros: they go.
+    const zeros = digits.length - digits.replace(/0+$/, "").length
+    if (zeros < -shift) return undefined
+    digits = digits.slice(0, digits.length + shift)
+    shift = 0
+  }
+  // An exponent past 39 digits is not written out (1e999999): 40 digits say "too large" as well.
+  if (shift > 0 && digits.length + shift > NONCE_DIGITS_MAX) return "1" + "0".repeat(NONCE_DIGITS_MAX)
+  const value = digits + "0".repeat(shift)
+  return value.length > 15 ? value : undefined
+}
 
 /** Quotes long integer literals that are values of `"nonce"` keys. */
 export const quoteLongNonces = (text: string): string => {
@@ -48,12 +78,32 @@ export const quoteLongNonces = (text: string): string => {
       continue
     }
     if (isDigit(code) && afterKeyColon) {
+      // A JSON number literal: int, then maybe `.digits`, then maybe `e[+-]digits`.
       let j = i
       while (j < text.length && isDigit(text.charCodeAt(j))) j++
-      const next = text.charCodeAt(j)
-      const integer = next !== 46 && next !== 101 && next !== 69
-      if (integer && j - i > 15) {
-        out += text.slice(copied, i) + "\"" + text.slice(i, j) + "\""
+      const int = text.slice(i, j)
+      let frac = ""
+      if (text.charCodeAt(j) === 46) {
+        const start = ++j
+        while (j < text.length && isDigit(text.charCodeAt(j))) j++
+        frac = text.slice(start, j)
+      }
+      let exp = 0
+      if (text.charCodeAt(j) === 101 || text.charCodeAt(j) === 69) {
+        let k = j + 1
+        const sign = text.charCodeAt(k) === 45 ? -1 : 1
+        if (text.charCodeAt(k) === 43 || text.charCodeAt(k) === 45) k++
+        const start = k
+        while (k < text.length && isDigit(text.charCodeAt(k))) k++
+        // Digits of the exponent past 6 only make it absurd: bounded either way.
+        if (k > start) {
+          exp = sign * Math.min(Number(text.slice(start, Math.min(k, start + 7))), 1_000_000)
+          j = k
+        }
+      }
+      const exact = longInteger(int, frac, exp)
+      if (exact !== undefined) {
+        out += text.slice(copied, i) + "\"" + exact + "\""
         copied = j
       }
       afterKeyColon = false

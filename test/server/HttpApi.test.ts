@@ -69,6 +69,14 @@ describe("HTTP API v1", () => {
     const over = await call(node.base, "POST", "/v1/feeds/big-nonce/append", `{"items":[{"value":1,"nonce":${big}0}]}`)
     assert.equal(over.status, 400)
     assert.equal(over.body.error.field, "items[0].nonce")
+    assert.match(over.body.error.message, /at most 2\^128-1/)
+    // An exponent form is the same number: a duplicate of an earlier nonce, a new one above it.
+    const written = await call(node.base, "POST", "/v1/feeds/exp-nonce/append", `{"items":[{"value":1,"nonce":1e20},{"value":2,"nonce":100000000000000000000},{"value":3,"nonce":1.00000000000000000001e20}]}`)
+    assert.equal(written.status, 200, written.text)
+    assert.deepEqual(written.body.results.map((result: { duplicate?: boolean }) => result.duplicate === true), [false, true, false])
+    const fraction = await call(node.base, "POST", "/v1/feeds/exp-nonce/append", `{"items":[{"value":4,"nonce":2.5}]}`)
+    assert.equal(fraction.status, 400)
+    assert.equal(fraction.body.error.field, "items[0].nonce")
   })
 
   it("answers bad requests with the contract's statuses and error bodies", async () => {

@@ -32,6 +32,24 @@ describe("request JSON", () => {
     }
   })
 
+  it("keeps a nonce exact however its number is written, and leaves fractions to be refused", () => {
+    const nonce = (literal: string) => (Json.parse(`{"items":[{"value":1,"nonce": ${literal}}]}`) as { items: Array<{ nonce: unknown }> }).items[0]!.nonce
+    assert.equal(nonce("1e20"), "100000000000000000000")
+    assert.equal(nonce("1E+20"), "100000000000000000000")
+    assert.equal(nonce("12345678901234567.0"), "12345678901234567")
+    assert.equal(nonce("1.2345678901234567e16"), "12345678901234567")
+    assert.equal(nonce("1000000000000000000000e-2"), "10000000000000000000")
+    assert.equal(nonce("340282366920938463463374607431768211455"), "340282366920938463463374607431768211455", "2^128-1")
+    // Past 39 digits, above 2^128-1 whatever the digits: 40 of them, never computed.
+    assert.equal(nonce("1e999999"), "1" + "0".repeat(39))
+    // Short integers parse as numbers, exactly; fractions stay fractions (refused downstream).
+    assert.equal(nonce("100e-2"), 1)
+    assert.equal(nonce("0.5e1"), 5)
+    assert.equal(nonce("1.5"), 1.5)
+    assert.equal(nonce("5e-1"), 0.5)
+    assert.equal(nonce("123"), 123)
+  })
+
   it("leaves bodies without long nonces as they are, and reports malformed JSON", () => {
     const text = "{\"items\":[{\"value\":\"nonce\",\"nonce\":123456789012345}]}"
     assert.equal(Json.quoteLongNonces(text), text)

@@ -17,7 +17,9 @@ export const parse = (input: unknown, field: string): bigint | InvalidArgument =
     if (!Number.isSafeInteger(input)) return new InvalidArgument({ field, message: "above 2^53-1 must be sent as a decimal string" })
     value = BigInt(input)
   } else if (typeof input === "string") {
-    if (!/^(0|[1-9][0-9]{0,38})$/.test(input)) return new InvalidArgument({ field, message: "must be a decimal integer string without sign or leading zeros" })
+    if (!/^(0|[1-9][0-9]*)$/.test(input)) return new InvalidArgument({ field, message: "must be a decimal integer string without sign or leading zeros" })
+    // 2^128-1 has 39 digits: longer is too large, and never made into a bigint.
+    if (input.length > 39) return new InvalidArgument({ field, message: "must be at most 2^128-1" })
     value = BigInt(input)
   } else return new InvalidArgument({ field, message: "must be a non-negative integer (number or decimal string)" })
   if (value < 0n) return new InvalidArgument({ field, message: "must not be negative" })
