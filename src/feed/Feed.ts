@@ -51,6 +51,7 @@ export interface FeedOptions<A, I> {
 const NAME = /^[a-z][a-z0-9-]{0,47}$/
 
 const make = <A, I>(type: string, options: FeedOptions<A, I>): FeedType<A, I> => {
+  const limits = { ...defaultLimits, ...options.limits }
   const messages = FeedMessages.make(options.entry)
   const entity = Entity.make(type, [
     messages.Append, messages.AppendBatches, messages.Get, messages.Remove, messages.Page, messages.Metadata, messages.Delete, messages.Trim, messages.Compact, messages.Purge
@@ -60,8 +61,8 @@ const make = <A, I>(type: string, options: FeedOptions<A, I>): FeedType<A, I> =>
     entry: options.entry,
     messages,
     entity,
-    behavior: behavior(entity, options.entry, { retention: options.retention, limits: options.limits, clock: options.clock }) as Behavior<never>,
-    limits: { ...defaultLimits, ...options.limits }
+    behavior: behavior(entity, options.entry, { retention: options.retention, limits, clock: options.clock }) as Behavior<never>,
+    limits
   }
 }
 

@@ -7,40 +7,24 @@
  * the client makes 20 concurrent appends to one feed (the first goes alone, the others wait
  * and go together), one of them with a bad value.
  */
-import { Effect, Exit, Layer, ManagedRuntime, Schema } from "effect"
+import { Effect, Exit, Schema } from "effect"
 import { strict as assert } from "node:assert"
-import { describe, inject, it } from "vitest"
-import * as EntityRuntime from "../../actors/EntityRuntime.js"
+import { describe, it } from "vitest"
 import * as Feed from "../../src/feed/Feed.js"
-import * as Worker from "../../sharding/Worker.js"
 import { errorTag } from "../support/errorTag.js"
-
-const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
+import { clusterName, inProcessWorker, ownsEveryShard } from "./inProcess.js"
 
 const Scores = Feed.define("coalesced-scores", { entry: Schema.Struct({ n: Schema.Number }) })
 
-const process = (cluster: string, clientOnly: boolean) =>
-  ManagedRuntime.make(Worker.layer({
-    redisUrl: inject("redisUrl"),
-    store: { _tag: "Memory" },
-    transport: { host: "127.0.0.1", port: 0 },
-    sharding: { clusterName: cluster },
-    runtime: { shardCount: 4 },
-    clientOnly
-  }, Feed.layer(Scores)).pipe(Layer.orDie))
+const process = (cluster: string, clientOnly: boolean) => inProcessWorker(cluster, { runtime: { shardCount: 4 }, clientOnly }, Feed.layer(Scores))
 
 describe("coalesced appends over the wire", () => {
   it("fail only the call with the bad value; the others are appended, in order", async () => {
-    const cluster = `coalesced-${Math.random().toString(36).slice(2, 8)}`
+    const cluster = clusterName("coalesced")
     const worker = process(cluster, false)
     const client = process(cluster, true)
     try {
-      const hosting = await worker.runPromise(EntityRuntime.EntityRuntime)
-      // Bounded: 20 s.
-      for (const deadline = Date.now() + 20_000; hosting.owned().size < 4;) {
-        if (Date.now() > deadline) throw new Error(`the worker holds ${hosting.owned().size} shards of 4`)
-        await sleep(20)
-      }
+      await ownsEveryShard(worker)
       const feeds = await client.runPromise(Feed.client(Scores))
       // The client learns the owner's address on its first send.
       await Effect.runPromise(feeds.append("warm", [{ value: { n: 0 } }]))

@@ -7,42 +7,23 @@
  * cluster's coordination keys are deleted (the store's epochs stay); worker B then takes every
  * shard. Each of B's epochs must be above A's for that shard, and B's writes must land.
  */
-import { Effect, ManagedRuntime } from "effect"
+import { Effect } from "effect"
 import { Redis } from "ioredis"
 import { strict as assert } from "node:assert"
 import { describe, inject, it } from "vitest"
 import * as EntityClient from "../../actors/EntityClient.js"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { Counter, CounterBehavior } from "../../examples/entities/Counter.js"
-import * as Worker from "../../sharding/Worker.js"
+import { clusterName, inProcessWorker, ownsEveryShard } from "./inProcess.js"
 
 const SHARDS = 4
-const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
-
-const worker = (cluster: string) =>
-  ManagedRuntime.make(Worker.layer({
-    redisUrl: inject("redisUrl"),
-    store: { _tag: "Redis" },
-    transport: { host: "127.0.0.1", port: 0 },
-    sharding: { clusterName: cluster },
-    runtime: { shardCount: SHARDS }
-  }, EntityRuntime.register(CounterBehavior)))
-
-/** The epochs a worker holds once it holds every shard. Bounded: 20 s. */
-const epochsOnceOwning = async (runtime: ManagedRuntime.ManagedRuntime<any, any>): Promise<ReadonlyMap<number, number>> => {
-  const entities = await runtime.runPromise(EntityRuntime.EntityRuntime)
-  for (const deadline = Date.now() + 20_000; entities.owned().size < SHARDS;) {
-    if (Date.now() > deadline) throw new Error(`the worker holds ${entities.owned().size} shards of ${SHARDS}`)
-    await sleep(20)
-  }
-  return new Map(entities.owned())
-}
+const worker = (cluster: string) => inProcessWorker(cluster, { store: { _tag: "Redis" }, runtime: { shardCount: SHARDS } }, EntityRuntime.register(CounterBehavior))
 
 describe("coordination behind the store", () => {
   it("takes a shard at an epoch above the one the store registered, not at it", async () => {
-    const cluster = `behind-${Math.random().toString(36).slice(2, 8)}`
+    const cluster = clusterName("behind")
     const a = worker(cluster)
-    const first = await epochsOnceOwning(a)
+    const first = await ownsEveryShard(a)
     const counters = await a.runPromise(EntityClient.make(Counter))
     assert.equal(await Effect.runPromise(counters.ask("c", "Increment", { by: 1 })), 1)
     await a.dispose()
@@ -57,7 +38,7 @@ describe("coordination behind the store", () => {
     }
     const b = worker(cluster)
     try {
-      const second = await epochsOnceOwning(b)
+      const second = await ownsEveryShard(b)
       for (const [shard, epoch] of first) {
         assert.ok(second.get(shard)! > epoch, `shard ${shard}: B holds epoch ${second.get(shard)}, A held ${epoch}`)
       }

@@ -7,36 +7,26 @@
  * one shard behind the worker's back (as a newer owner's registration would), then a counter on
  * that shard is incremented.
  */
-import { Effect, Fiber, ManagedRuntime, Stream } from "effect"
+import { Effect, Fiber, Stream } from "effect"
 import { strict as assert } from "node:assert"
-import { describe, inject, it } from "vitest"
+import { describe, it } from "vitest"
 import * as EntityClient from "../../actors/EntityClient.js"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { partitionOf, shardOf } from "../../actors/ShardId.js"
 import { Counter, CounterBehavior } from "../../examples/entities/Counter.js"
 import { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import { type ShardEvent, ShardManager } from "../../sharding/ShardManager.js"
-import * as Worker from "../../sharding/Worker.js"
+import { clusterName, inProcessWorker, ownsEveryShard } from "./inProcess.js"
 
 const SHARDS = 4
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
 describe("fencing in a worker", () => {
   it("publishes FencingRejected, drops the shard and takes it again above the store's epoch", async () => {
-    const worker = ManagedRuntime.make(Worker.layer({
-      redisUrl: inject("redisUrl"),
-      store: { _tag: "Memory" },
-      transport: { host: "127.0.0.1", port: 0 },
-      sharding: { clusterName: `fencing-${Math.random().toString(36).slice(2, 8)}` },
-      runtime: { shardCount: SHARDS }
-    }, EntityRuntime.register(CounterBehavior)))
+    const worker = inProcessWorker(clusterName("fencing"), { runtime: { shardCount: SHARDS } }, EntityRuntime.register(CounterBehavior))
     try {
+      await ownsEveryShard(worker)
       const runtime = await worker.runPromise(EntityRuntime.EntityRuntime)
-      // Bounded: 20 s.
-      for (const deadline = Date.now() + 20_000; runtime.owned().size < SHARDS;) {
-        if (Date.now() > deadline) throw new Error(`the worker holds ${runtime.owned().size} shards of ${SHARDS}`)
-        await sleep(20)
-      }
       const manager = await worker.runPromise(ShardManager)
       const events: Array<ShardEvent> = []
       const collecting = await worker.runPromise(Effect.forkDetach(Stream.runForEach(manager.events, (event) => Effect.sync(() => void events.push(event)))))

@@ -7,14 +7,14 @@
  * 0.5 s; an entity whose handler takes 3 s (twice the lease) before it writes. The worker's
  * scope closes (a graceful leave, as on SIGTERM) while the handler runs; the ask must succeed.
  */
-import { Effect, Exit, ManagedRuntime, Schema } from "effect"
+import { Effect, Exit, Schema } from "effect"
 import { Rpc } from "effect/rpc"
 import { strict as assert } from "node:assert"
-import { describe, inject, it } from "vitest"
+import { describe, it } from "vitest"
 import * as Entity from "../../actors/Entity.js"
 import * as EntityClient from "../../actors/EntityClient.js"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
-import * as Worker from "../../sharding/Worker.js"
+import { clusterName, inProcessWorker, ownsEveryShard } from "./inProcess.js"
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
@@ -39,21 +39,10 @@ const SlowBehavior = Entity.direct(SlowCounter, {
 describe("a graceful leave", () => {
   it("renews its leases while its shards drain, so a long handler's write commits", async () => {
     const leaseMillis = 1_500
-    const worker = ManagedRuntime.make(Worker.layer({
-      redisUrl: inject("redisUrl"),
-      store: { _tag: "Memory" },
-      transport: { host: "127.0.0.1", port: 0 },
-      sharding: { clusterName: `leave-${Math.random().toString(36).slice(2, 8)}`, leaseMillis, refreshMillis: 500 },
-      runtime: { shardCount: 4 }
-    }, EntityRuntime.register(SlowBehavior)))
+    const worker = inProcessWorker(clusterName("leave"), { sharding: { leaseMillis, refreshMillis: 500 }, runtime: { shardCount: 4 } }, EntityRuntime.register(SlowBehavior))
     let disposed = false
     try {
-      const runtime = await worker.runPromise(EntityRuntime.EntityRuntime)
-      // Bounded: 20 s.
-      for (const deadline = Date.now() + 20_000; runtime.owned().size < 4;) {
-        if (Date.now() > deadline) throw new Error(`the worker holds ${runtime.owned().size} shards of 4`)
-        await sleep(20)
-      }
+      await ownsEveryShard(worker)
       const counters = await worker.runPromise(EntityClient.make(SlowCounter))
       assert.equal(await Effect.runPromise(counters.ask("c", "Slow", { millis: 0 })), 1)
       handling = false

@@ -7,19 +7,12 @@
  */
 import { Cause, Exit, ManagedRuntime } from "effect"
 import { strict as assert } from "node:assert"
-import { describe, inject, it } from "vitest"
+import { describe, it } from "vitest"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
-import * as Worker from "../../sharding/Worker.js"
+import { clusterName, inProcessWorker } from "./inProcess.js"
 
-const worker = (cluster: string, shardCount: number, options: { readonly clientOnly?: boolean; readonly store?: Worker.StoreOption } = {}) =>
-  ManagedRuntime.make(Worker.layer({
-    redisUrl: inject("redisUrl"),
-    store: options.store ?? { _tag: "Memory" },
-    transport: { host: "127.0.0.1", port: 0 },
-    sharding: { clusterName: cluster },
-    runtime: { shardCount },
-    clientOnly: options.clientOnly
-  }))
+const worker = (cluster: string, shardCount: number, options: { readonly clientOnly?: boolean } = {}) =>
+  inProcessWorker(cluster, { runtime: { shardCount }, clientOnly: options.clientOnly })
 
 /** The reason of the `JoinRefused` a start failed with, or what else happened. */
 const refusal = async (runtime: ManagedRuntime.ManagedRuntime<any, any>): Promise<string> => {
@@ -34,7 +27,7 @@ const refusal = async (runtime: ManagedRuntime.ManagedRuntime<any, any>): Promis
 
 describe("joining a cluster", () => {
   it("refuses a worker and a client-only process with another shard count, and a second worker on a local store", async () => {
-    const cluster = `refuse-${Math.random().toString(36).slice(2, 8)}`
+    const cluster = clusterName("refuse")
     const first = worker(cluster, 8)
     try {
       await first.runPromise(EntityRuntime.EntityRuntime)

@@ -6,26 +6,20 @@
  * shards per round), so taking every shard takes at least 8 rounds; its manager's events are
  * collected as soon as it exists.
  */
-import { Effect, Fiber, ManagedRuntime, Metric, Stream } from "effect"
+import { Effect, Fiber, Metric, Stream } from "effect"
 import { strict as assert } from "node:assert"
-import { describe, inject, it } from "vitest"
+import { describe, it } from "vitest"
 import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { type ShardEvent, ShardManager } from "../../sharding/ShardManager.js"
 import * as ShardManagerModule from "../../sharding/ShardManager.js"
-import * as Worker from "../../sharding/Worker.js"
+import { clusterName, inProcessWorker } from "./inProcess.js"
 
 const SHARDS = 64
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
 describe("rebalancing", () => {
   it("is one started/ended pair over all its rounds, within the rate limit, with its duration measured", async () => {
-    const worker = ManagedRuntime.make(Worker.layer({
-      redisUrl: inject("redisUrl"),
-      store: { _tag: "Memory" },
-      transport: { host: "127.0.0.1", port: 0 },
-      sharding: { clusterName: `rebalance-${Math.random().toString(36).slice(2, 8)}`, leaseMillis: 900, refreshMillis: 100, rebalanceFraction: 1 / 8 },
-      runtime: { shardCount: SHARDS }
-    }))
+    const worker = inProcessWorker(clusterName("rebalance"), { sharding: { leaseMillis: 900, refreshMillis: 100, rebalanceFraction: 1 / 8 }, runtime: { shardCount: SHARDS } })
     try {
       const manager = await worker.runPromise(ShardManager)
       // The worker's layer has started the manager already; its first round may have run: events

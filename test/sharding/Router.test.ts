@@ -5,25 +5,19 @@
  * Method: a client-only member of a cluster no worker hosts (on the test setup's Redis), with a
  * short retry time; the default logger writes through `console.log`, which the test reads.
  */
-import { Effect, ManagedRuntime } from "effect"
+import { Effect } from "effect"
 import { strict as assert } from "node:assert"
-import { describe, inject, it } from "vitest"
+import { describe, it } from "vitest"
 import * as EntityClient from "../../actors/EntityClient.js"
 import { Wallet } from "../../examples/entities/Wallet.js"
-import * as Worker from "../../sharding/Worker.js"
+import { clusterName, inProcessWorker } from "./inProcess.js"
 import { errorTag } from "../support/errorTag.js"
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
 describe("the router, when no worker owns a shard", () => {
   it("answers an ask ShardNotOwned and logs a failed send once its retry time is over", async () => {
-    const client = ManagedRuntime.make(Worker.layer({
-      redisUrl: inject("redisUrl"),
-      store: { _tag: "Memory" },
-      transport: { host: "127.0.0.1", port: 0 },
-      sharding: { clusterName: `lonely-${Math.random().toString(36).slice(2, 8)}`, routeRetryMillis: 300 },
-      clientOnly: true
-    }))
+    const client = inProcessWorker(clusterName("lonely"), { sharding: { routeRetryMillis: 300 }, clientOnly: true })
     const lines: Array<string> = []
     const log = console.log
     console.log = (...args: Array<unknown>) => void lines.push(args.map(String).join(" "))
@@ -48,13 +42,7 @@ describe("the router, when no worker owns a shard", () => {
   }, 30_000)
 
   it("answers the asks it keeps when it closes, instead of leaving them without an end", async () => {
-    const client = ManagedRuntime.make(Worker.layer({
-      redisUrl: inject("redisUrl"),
-      store: { _tag: "Memory" },
-      transport: { host: "127.0.0.1", port: 0 },
-      sharding: { clusterName: `closing-${Math.random().toString(36).slice(2, 8)}`, routeRetryMillis: 60_000 },
-      clientOnly: true
-    }))
+    const client = inProcessWorker(clusterName("closing"), { sharding: { routeRetryMillis: 60_000 }, clientOnly: true })
     let disposed = false
     try {
       const wallets = await client.runPromise(EntityClient.make(Wallet))
