@@ -20,6 +20,11 @@ import { connect, type Peer } from "./WorkerTransport.js"
 /**
  * Errors after which a message is routed again rather than answered: those that say it was not
  * handled. `OutcomeUnknown` (it may have been) goes back to the sender, as a timeout would.
+ * `Overloaded` answered at once, as the message was handed over (the peer's queue or the local
+ * runtime's asks in flight are full), is backpressure: the message never left, so it waits here
+ * in order behind its shard and is tried again with the backoff until its retry time is over;
+ * only this router's own bound (`WAITING_MAX`) then answers `Overloaded`. An `Overloaded` that
+ * comes back later (from the owner, with later messages possibly handled) goes to the sender.
  */
 const RETRYABLE = new Set(["ShardNotOwned", "EntityUnavailable"])
 const WAITING_MAX = 100_000
@@ -109,16 +114,20 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
     const owner = manager.owner(item.shard)
     if (owner === undefined) return false
     const original = item.envelope
+    // True while the message is being handed over: an answer then means it never left.
+    let handing = true
     const reply = (exit: Exit.Exit<unknown, unknown>) => {
       if (Exit.isFailure(exit)) {
         const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")?.error as { readonly _tag?: string; readonly entity?: string } | undefined
         // A connection that failed is made anew for the next message (the peer may have restarted).
         if (error?.entity === "transport" && owner.worker !== manager.workerId) forget(owner.address)
-        if (error?._tag !== undefined && RETRYABLE.has(error._tag) && Date.now() < item.giveUpAt) {
+        const moved = error?._tag !== undefined && RETRYABLE.has(error._tag)
+        const heldBack = handing && error?._tag === "Overloaded"
+        if ((moved || heldBack) && Date.now() < item.giveUpAt) {
           item.lastError = error
           item.attempts++
           item.notBefore = Date.now() + Math.min(BACKOFF_MAX, BACKOFF_START * 2 ** Math.min(item.attempts, 5))
-          manager.requestRefresh()
+          if (moved) manager.requestRefresh()
           return park(item)
         }
       }
@@ -127,11 +136,13 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
     const envelope: Envelope = { ...original, reply }
     if (owner.worker === manager.workerId) {
       runtime.deliver(envelope)
+      handing = false
       return true
     }
     const connected = peer(owner.address)
     if (connected === undefined) return false
     connected.send(envelope)
+    handing = false
     return true
   }
 

@@ -1,21 +1,24 @@
 /**
  * Goal: the router ends every message it keeps for a shard with no reachable owner within its
  * retry time: an ask with a typed `ShardNotOwned`, a send (nobody to answer) with a log line, so
- * that neither fails silently; and when it closes, every message it keeps ends at once.
+ * that neither fails silently; when it closes, every message it keeps ends at once; and a peer's
+ * full queue holds messages back (backpressure) rather than failing them.
  * Method: a client-only member of a cluster no worker hosts (on the test setup's Redis), with a
  * short retry time; the default logger writes through `console.log`, which the test reads.
  */
-import { Effect } from "effect"
+import { Effect, Exit } from "effect"
 import { strict as assert } from "node:assert"
 import { describe, it } from "vitest"
 import * as EntityClient from "../../actors/EntityClient.js"
+import * as EntityRuntime from "../../actors/EntityRuntime.js"
+import { Counter, CounterBehavior } from "../../examples/entities/Counter.js"
 import { Wallet } from "../../examples/entities/Wallet.js"
-import { clusterName, inProcessWorker } from "./inProcess.js"
+import { clusterName, inProcessWorker, ownsEveryShard } from "./inProcess.js"
 import { errorTag } from "../support/errorTag.js"
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
-describe("the router, when no worker owns a shard", () => {
+describe("the router", () => {
   it("answers an ask ShardNotOwned and logs a failed send once its retry time is over", async () => {
     const client = inProcessWorker(clusterName("lonely"), { sharding: { routeRetryMillis: 300 }, clientOnly: true })
     const lines: Array<string> = []
@@ -59,4 +62,24 @@ describe("the router, when no worker owns a shard", () => {
       if (!disposed) await client.dispose()
     }
   }, 30_000)
+
+  it("holds messages back while a peer's queue is full, instead of failing them Overloaded", async () => {
+    const cluster = clusterName("backpressure")
+    const worker = inProcessWorker(cluster, { runtime: { shardCount: 4 } }, EntityRuntime.register(CounterBehavior))
+    // A client whose queue to a peer holds 10 messages (batches of 5): 1,000 asks at once overflow it many times.
+    const client = inProcessWorker(cluster, { runtime: { shardCount: 4 }, sharding: { transportQueueMax: 10, transportBatchMax: 5 }, clientOnly: true })
+    try {
+      await ownsEveryShard(worker)
+      const counters = await client.runPromise(EntityClient.make(Counter))
+      await Effect.runPromise(counters.ask("warm", "Increment", { by: 1 }))
+      const exits = await Promise.all(Array.from({ length: 1_000 }, (_, i) => Effect.runPromiseExit(counters.ask(`c${i % 50}`, "Increment", { by: 1 }))))
+      const failed = exits.filter(Exit.isFailure)
+      assert.equal(failed.length, 0, `every ask succeeds once there is room; failed: ${failed.slice(0, 3).map((exit) => errorTag(exit)).join(", ")}`)
+      const totals = await Promise.all(Array.from({ length: 50 }, (_, i) => Effect.runPromise(counters.ask(`c${i}`, "Get"))))
+      assert.deepEqual(totals, new Array(50).fill(20), "each increment applied once")
+    } finally {
+      await client.dispose()
+      await worker.dispose()
+    }
+  }, 60_000)
 })
