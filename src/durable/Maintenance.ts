@@ -25,6 +25,7 @@ import { Search } from "../search/Search.js"
 import * as SearchEntity from "../search/SearchEntity.js"
 import type { DurableUnavailable } from "./DurableError.js"
 import * as DurableMetrics from "./DurableMetrics.js"
+import * as DurableKeys from "./durableKeys.js"
 import * as Bull from "./internal/bullConnection.js"
 
 /** When a task runs: every N milliseconds (aligned to multiples of N), or a cron pattern. */
@@ -58,10 +59,7 @@ export interface ScheduleStatus {
   readonly next: number | null
   /** Runs of this process, by outcome. */
   readonly runs: { readonly ok: number; readonly error: number }
-  /**
-   * The latest run on any process, as the queue keeps it (among its most recent finished jobs),
-   * or else this process's: when it ended, how long it took, how it ended.
-   */
+  /** The latest run on any process: when it ended, how long it took, how it ended. */
   readonly lastRun: { readonly at: number; readonly millis: number; readonly outcome: "ok" | "error" } | null
 }
 
@@ -95,8 +93,6 @@ export interface MaintenanceShape {
 /** The maintenance service tag. */
 export class Maintenance extends Context.Service<Maintenance, MaintenanceShape>()("shardfeed/Maintenance") {}
 
-/** Finished jobs of each state the status looks at for the tasks' last runs. */
-const FINISHED_LOOKED_AT = 200
 const TASK_ID = /^[A-Za-z0-9_.-]{1,100}$/
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/
 /** Finished maintenance jobs kept for inspection, each kind. */
@@ -148,6 +144,7 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
     if (parsed instanceof InvalidArgument) return yield* Effect.fail(parsed)
     const queueName = options.queueName ?? "shardfeed-maintenance"
     const prefix = Bull.slotPrefix(parsed, options.prefix ?? "shardfeed")
+    const keys = DurableKeys.make(prefix, queueName)
     const runTimeoutMillis = options.runTimeoutMillis ?? 600_000
     const context = yield* Effect.context<R>()
     const recorder = new DurableMetrics.Recorder(context as Context.Context<never>)
@@ -212,6 +209,9 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
       const counts = local.get(task.id)!
       counts[outcome]++
       counts.last = { at: Date.now(), millis: Math.round(millis), outcome }
+      // For every process's status: one small write per run (lost only with Redis, then this
+      // process's own record still shows).
+      await queue.backend.client.then((client) => client.hset(keys.lastRuns, { [task.id]: JSON.stringify(counts.last) })).catch(() => undefined)
       if (Exit.isFailure(exit)) throw new Error(describe(exit.cause))
       return "ok"
     }
@@ -245,16 +245,11 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
     const status = Effect.tryPromise({
       try: async (): Promise<ReadonlyArray<ScheduleStatus>> => {
         const schedulers = new Map((await queue.getJobSchedulers(0, 999)).map((scheduler) => [scheduler.key, scheduler]))
-        // The last run of each task on any process: the newest finished jobs the queue keeps.
-        const latest = new Map<string, NonNullable<ScheduleStatus["lastRun"]>>()
-        for (const [state, outcome] of [["completed", "ok"], ["failed", "error"]] as const) {
-          for (const job of await queue.getJobs([state], 0, FINISHED_LOOKED_AT - 1)) {
-            if (job?.finishedOn === undefined) continue
-            const seen = latest.get(job.name)
-            if (seen === undefined || job.finishedOn > seen.at) {
-              latest.set(job.name, { at: job.finishedOn, millis: job.processedOn === undefined ? 0 : job.finishedOn - job.processedOn, outcome })
-            }
-          }
+        // The last run of each task on any process, as the process that ran it recorded it.
+        const recorded = await (await queue.backend.client).hgetall(keys.lastRuns)
+        const latest = (task: string): ScheduleStatus["lastRun"] | undefined => {
+          const text = recorded[task]
+          return text === undefined ? undefined : JSON.parse(text) as ScheduleStatus["lastRun"]
         }
         return options.tasks.map((task) => {
           const scheduler = schedulers.get(task.id)
@@ -266,7 +261,7 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
             pattern: "pattern" in task.schedule ? task.schedule.pattern : undefined,
             next: scheduler?.next ?? null,
             runs: { ok: counts.ok, error: counts.error },
-            lastRun: latest.get(task.id) ?? counts.last
+            lastRun: latest(task.id) ?? counts.last
           }
         })
       },

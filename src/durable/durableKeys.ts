@@ -15,6 +15,7 @@
  *   <q>:sf:dl:t:<type>         ZSET  dead-letter ids of one entity type by sequence
  *   <q>:sf:dl:seq              STRING the dead-letter sequence
  *   <q>:sf:lease               STRING the ingest bridge's consumer lease (holder token, with a TTL)
+ *   <q>:sf:runs                HASH  maintenance task id -> JSON of its last run on any process
  *   <q>:<jobId>                HASH  (BullMQ's) a job; read by the claim script only
  *   <q>:failed                 ZSET  (BullMQ's) failed jobs; read by the claim script only
  *
@@ -41,6 +42,8 @@ export interface DurableKeys {
   readonly deadLetterType: (type: string) => string
   readonly deadLetterSequence: string
   readonly lease: string
+  /** Each maintenance task's last run, on whichever process ran it. */
+  readonly lastRuns: string
   /** The open-lane registry (lane id -> ms of its last claim). */
   readonly openLanes: string
 }
@@ -61,6 +64,7 @@ export const make = (prefix: string, queue: string): DurableKeys => {
     deadLetterType: (type) => `${own}dl:t:${type}`,
     deadLetterSequence: `${own}dl:seq`,
     lease: `${own}lease`,
+    lastRuns: `${own}runs`,
     openLanes: `${own}lanes`
   }
 }
