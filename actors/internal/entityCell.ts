@@ -92,7 +92,7 @@ class DirectContext {
 
   /** Whether the handler changed anything through this context. */
   get dirty(): boolean {
-    return this.changed || (this.staged !== undefined && this.staged.size() > 0)
+    return this.changed || this.stagedEntries() !== undefined
   }
 }
 const CAUSE_TEXT_MAX = 1_000

@@ -165,6 +165,13 @@ export const behavior = <A, I>(
   const clock = options.clock ?? Date.now
   const retention = options.retention ?? {}
   checkRetention(entity.type, retention)
+  const retains = retention.maxEntries !== undefined || retention.maxAgeMillis !== undefined
+  /**
+   * A read handler that also starts a trim that is due, so a feed no longer appended to still
+   * ages out; as it is for a type that keeps everything.
+   */
+  const reading = <P, A, E, R>(handler: (payload: P, context: Entity.DirectContext<FeedState>) => Effect.Effect<A, E, R>) =>
+    retains ? (payload: P, context: Entity.DirectContext<FeedState>) => Effect.andThen(scheduleTrimIfDue(context), handler(payload, context)) : handler
   // Two at least (checked): a step then always ends past its first record or having merged one.
   const compactRecordsMax = limits.compactRecordsMax
 
@@ -193,9 +200,8 @@ export const behavior = <A, I>(
         append(context, items),
       AppendBatches: ({ calls }: { readonly calls: ReadonlyArray<{ readonly items: ReadonlyArray<AppendInput<A>> }> }, context: Entity.DirectContext<FeedState>) =>
         appendBatches(context, calls),
-      Get: ({ offset }: { readonly offset: number }, context: Entity.DirectContext<FeedState>) =>
+      Get: reading(({ offset }: { readonly offset: number }, context: Entity.DirectContext<FeedState>) =>
         Effect.gen(function*() {
-          yield* scheduleTrimIfDue(context)
           const bad = checkOffset(offset)
           if (bad !== undefined) return yield* Effect.fail(bad)
           const record = yield* Navigate.recordHolding(context.view, context.state.head.generation, offset)
@@ -203,15 +209,13 @@ export const behavior = <A, I>(
           const stored = record === undefined ? undefined : Record.entryAt(record, offset - record.firstOffset)
           if (stored === undefined || stored.removed) return yield* Effect.fail(new EntryNotFound({ feed: context.id, offset }))
           return toEntry(stored)
-        }),
+        })),
       Remove: ({ offset }: { readonly offset: number }, context: Entity.DirectContext<FeedState>) => remove(context, offset),
-      // Reads also start a trim that is due, so a feed no longer appended to still ages out.
-      Page: (request: FeedMessages.PageRequest, context: Entity.DirectContext<FeedState>) =>
-        Effect.andThen(scheduleTrimIfDue(context), page(context, request)),
-      Metadata: (_: void, context: Entity.DirectContext<FeedState>) => {
+      Page: reading((request: FeedMessages.PageRequest, context: Entity.DirectContext<FeedState>) => page(context, request)),
+      Metadata: reading((_: void, context: Entity.DirectContext<FeedState>) => {
         const head = context.state.head
         if (!Head.exists(head)) return Effect.fail(new FeedNotFound({ feed: context.id }))
-        return Effect.as(scheduleTrimIfDue(context), {
+        return Effect.succeed({
           feed: context.id,
           count: head.count,
           firstOffset: head.firstOffset,
@@ -221,7 +225,7 @@ export const behavior = <A, I>(
           lastNonce: head.lastNonce,
           bytes: head.bytes
         })
-      },
+      }),
       Delete: (_: void, context: Entity.DirectContext<FeedState>) =>
         Effect.gen(function*() {
           const state = context.state
@@ -705,6 +709,7 @@ export const behavior = <A, I>(
   // ------------------------------------------------------------------ retention
 
   function scheduleTrimIfDue(context: Entity.DirectContext<FeedState>) {
+    if (!retains) return Effect.void
     const state = context.state
     const now = clock()
     // One trim outstanding at a time; a request older than a second is assumed lost (a full mailbox).
