@@ -76,8 +76,11 @@ export const list = (
         const worst = best.length === limit ? best[best.length - 1] : undefined
         const upper = worst !== undefined ? { lt: concat([worst, NUL]) } : end === undefined ? {} : { lt: end }
         const entries = yield* store.scan(partitionOf(shard), scoped, { ...lower, ...upper, limit: page })
-        const ids = entries.map((entry) => ({ id: entry.key.subarray(0, entry.key.length - 1), value: entry.value }))
-          .filter((entry) => keep(entry.value, entry.id)).map((entry) => entry.id)
+        const ids: Array<Uint8Array> = []
+        for (const entry of entries) {
+          const id = entry.key.subarray(0, entry.key.length - 1)
+          if (keep(entry.value, id)) ids.push(id)
+        }
         if (ids.length > 0) best = [...best, ...ids].sort(compare).slice(0, limit)
         if (entries.length < page || ids.length >= limit) break
         lower = { gt: entries[entries.length - 1]!.key }

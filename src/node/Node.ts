@@ -37,8 +37,16 @@ import type { ShardManager } from "../../sharding/ShardManager.js"
 import * as Worker from "../../sharding/Worker.js"
 import * as ClusterView from "./ClusterView.js"
 
+/** The settings of a node's durable work (where it has some: a Redis). */
+export interface DurableWorkOptions {
+  /** Seconds between record compactions of the API's feeds (default 600; 0: none). */
+  readonly compactEverySeconds?: number | undefined
+  /** Settings of durable messages (attempts, de-duplication window, lock duration...). */
+  readonly durable?: Partial<DurableConfig.DurableConfig> | undefined
+}
+
 /** How to run a node. */
-export interface NodeOptions {
+export interface NodeOptions extends DurableWorkOptions {
   /** The LevelDB directory (created when missing). */
   readonly data: string
   readonly host: string
@@ -53,10 +61,6 @@ export interface NodeOptions {
   readonly runtime?: Partial<RuntimeConfigShape> | undefined
   /** A Redis for durable work (durable messages and dead letters through BullMQ); none by default. */
   readonly redis?: string | undefined
-  /** With durable work: seconds between record compactions of the API's feeds (default 600; 0: none). */
-  readonly compactEverySeconds?: number | undefined
-  /** With durable work: settings of durable messages (attempts, de-duplication window, lock duration...). */
-  readonly durable?: Partial<DurableConfig.DurableConfig> | undefined
 }
 
 /** The node refused to start; the message says why and what to do. */
@@ -129,13 +133,8 @@ export const durableRoutes: ReadonlyArray<
  * The built-in maintenance has a queue of its own, whose schedules only this code sets: each
  * process registers its own period (the last one started wins) and 0 removes the schedule.
  */
-const withDurable = <E>(
-  services: Layer.Layer<NodeServices, E>,
-  url: string,
-  prefix: string,
-  compactEverySeconds = COMPACT_EVERY_DEFAULT,
-  durable: Partial<DurableConfig.DurableConfig> = {}
-) => {
+const withDurable = <E>(services: Layer.Layer<NodeServices, E>, url: string, prefix: string, options: DurableWorkOptions) => {
+  const { compactEverySeconds = COMPACT_EVERY_DEFAULT, durable = {} } = options
   const every = { everyMillis: compactEverySeconds * 1_000 }
   const tasks = compactEverySeconds === 0 ? [] : [Maintenance.feedCompaction(Feed.Json, every), Maintenance.searchMergeAll(every)]
   const maintenance = Maintenance.layer({ url, prefix, queueName: BUILT_IN_MAINTENANCE_QUEUE, tasks, prune: true })
@@ -149,7 +148,7 @@ export const serve = (options: NodeOptions): Effect.Effect<AddressInfo, unknown,
   Effect.flatMap(validate(options), (valid) =>
     valid.redis === undefined
       ? serveWith(layer(valid), routes, valid)
-      : serveWith(withDurable(layer(valid), valid.redis, "shardfeed", valid.compactEverySeconds, valid.durable), durableRoutes, valid))
+      : serveWith(withDurable(layer(valid), valid.redis, "shardfeed", valid), durableRoutes, valid))
 
 /** The built-in entity types, registered with whatever runtime and messenger are below. */
 export const builtIns = Layer.mergeAll(Feed.layer(Feed.Json), SortedSetEntity.layer, SearchEntity.layer, Search.layer)
@@ -171,15 +170,11 @@ const serveWith = <R, E>(
   })
 
 /** How to run a worker of a Redis-coordinated cluster that also serves HTTP. */
-export interface WorkerNodeOptions extends Worker.WorkerOptions {
+export interface WorkerNodeOptions extends Worker.WorkerOptions, DurableWorkOptions {
   readonly host: string
   readonly port: number
   readonly token?: string | undefined
   readonly bodyLimitBytes?: number | undefined
-  /** Seconds between record compactions of the API's feeds (default 600; 0: none). */
-  readonly compactEverySeconds?: number | undefined
-  /** Settings of durable messages (attempts, de-duplication window, lock duration...). */
-  readonly durable?: Partial<DurableConfig.DurableConfig> | undefined
 }
 
 /** A worker's services: the cluster worker, the built-in entity types, its cluster view. */
@@ -204,5 +199,5 @@ export const serveWorker = (options: WorkerNodeOptions): Effect.Effect<AddressIn
     const services = workerLayer(options)
     if (options.clientOnly === true) return serveWith(services, routes, options)
     const cluster = options.sharding?.clusterName ?? "default"
-    return serveWith(withDurable(services, options.redisUrl, `shardfeed.${cluster}`, options.compactEverySeconds, options.durable), durableRoutes, options)
+    return serveWith(withDurable(services, options.redisUrl, `shardfeed.${cluster}`, options), durableRoutes, options)
   })
