@@ -8,6 +8,7 @@
  * such as `__proto__` stay plain data: JSON.parse makes them own properties, and no handler
  * merges request objects into others.
  */
+import { NONCE_DIGITS_MAX } from "../feed/internal/nonce.js"
 
 /** A JSON object (not null, not an array): what a request body or a nested message must be. */
 export const isObject = (value: unknown): value is Record<string, unknown> =>
@@ -28,9 +29,6 @@ const isDigit = (code: number) => code >= 48 && code <= 57
  * an answer.
  */
 const MAYBE_LONG_NONCE = /"nonce"[ \t\r\n]*:[ \t\r\n]*(?:[0-9]{16}|[0-9]+(?:\.[0-9]*)?[eE.])/
-
-/** Digits past which a nonce is above 2^128-1 (39 digits) whatever they are. */
-const NONCE_DIGITS_MAX = 39
 
 /**
  * The exact decimal integer a JSON number literal (`int frac? exp?`, no sign) stands for, when it

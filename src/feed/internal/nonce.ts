@@ -6,6 +6,8 @@ import { InvalidArgument } from "../../../persistence/StoreError.js"
 
 /** The largest nonce, 2^128-1. */
 export const NONCE_MAX = (1n << 128n) - 1n
+/** Its decimal digits (39): a nonce of more is too large whatever they are. */
+export const NONCE_DIGITS_MAX = NONCE_MAX.toString().length
 
 /** Parses a nonce, or names the field it came from. */
 export const parse = (input: unknown, field: string): bigint | InvalidArgument => {
@@ -18,8 +20,8 @@ export const parse = (input: unknown, field: string): bigint | InvalidArgument =
     value = BigInt(input)
   } else if (typeof input === "string") {
     if (!/^(0|[1-9][0-9]*)$/.test(input)) return new InvalidArgument({ field, message: "must be a decimal integer string without sign or leading zeros" })
-    // 2^128-1 has 39 digits: longer is too large, and never made into a bigint.
-    if (input.length > 39) return new InvalidArgument({ field, message: "must be at most 2^128-1" })
+    // Longer than 2^128-1 is too large, and never made into a bigint.
+    if (input.length > NONCE_DIGITS_MAX) return new InvalidArgument({ field, message: "must be at most 2^128-1" })
     value = BigInt(input)
   } else return new InvalidArgument({ field, message: "must be a non-negative integer (number or decimal string)" })
   if (value < 0n) return new InvalidArgument({ field, message: "must not be negative" })
