@@ -20,6 +20,7 @@ import * as Worker from "../../sharding/Worker.js"
 import { errorTag } from "../support/errorTag.js"
 import { freePort, type RedisProcess, startRedis } from "../support/RedisServer.js"
 import { type TcpProxy, tcpProxy } from "../support/tcpProxy.js"
+import { ownsEveryShard as holdsEveryShard } from "../sharding/inProcess.js"
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
@@ -30,11 +31,7 @@ const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, m
  * behind it (one auto-pipeline per connection at a time), unsent. Bounded: 20 s.
  */
 const ownsEveryShard = async (worker: ManagedRuntime.ManagedRuntime<any, any>) => {
-  const runtime = await worker.runPromise(EntityRuntime.EntityRuntime)
-  for (const deadline = Date.now() + 20_000; runtime.owned().size < runtime.config.shardCount;) {
-    if (Date.now() > deadline) throw new Error(`the worker holds ${runtime.owned().size} shards of ${runtime.config.shardCount}`)
-    await sleep(50)
-  }
+  await holdsEveryShard(worker)
   // The last acquisitions' registrations end with their round.
   await sleep(200)
 }
