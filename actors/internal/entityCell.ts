@@ -433,6 +433,8 @@ export class EntityCell implements Participant {
 
   /** Runs an Effect with the handlers' services; synchronously when it completes synchronously. */
   private execute<A, E>(effect: Effect.Effect<A, E, unknown>): Exit.Exit<A, E> | Promise<Exit.Exit<A, E>> {
+    // `Effect.succeed` and `Effect.fail` are Exits already: no fiber is needed to run them.
+    if (Exit.isExit(effect)) return effect as Exit.Exit<A, E>
     let exit: Exit.Exit<A, E> | undefined
     let resolve: ((exit: Exit.Exit<A, E>) => void) | undefined
     Effect.runCallbackWith(this.registered.context)(effect as Effect.Effect<A, E, never>, {
