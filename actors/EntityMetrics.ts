@@ -4,7 +4,7 @@
  * mailbox depth, commit rounds and their sizes, poison messages. Updated without running an Effect, since they sit on
  * the message hot path.
  */
-import { type Context, Metric } from "effect"
+import { Clock, Context, Metric } from "effect"
 
 /** Messages handled, by `type` and `outcome` (`ok`, `error`). */
 export const messages = Metric.counter("shardfeed_entity_messages_total", { description: "Entity messages handled" })
@@ -34,6 +34,17 @@ export const entityWrites = Metric.counter("shardfeed_entity_writes_total", { de
 /** Messages skipped as poison, by `type`. */
 export const poisonMessages = Metric.counter("shardfeed_entity_poison_messages_total", { description: "Messages skipped as poison" })
 
+/**
+ * The part of `context` a metric update reads: the registry, the ambient attributes and the
+ * clock. An update of a metric with attributes copies its context, so updating with this one
+ * instead of a runtime's every service keeps that copy, made per message, small.
+ */
+export const metricsContext = (context: Context.Context<never>): Context.Context<never> =>
+  Context.make(Metric.MetricRegistry, Context.get(context, Metric.MetricRegistry)).pipe(
+    Context.add(Metric.CurrentMetricAttributes, Context.get(context, Metric.CurrentMetricAttributes)),
+    Context.add(Clock.Clock, Context.get(context, Clock.Clock))
+  ) as Context.Context<never>
+
 /** Metric handles bound to one context, cached per entity type. */
 export class EntityMetrics {
   private readonly perType = new Map<string, {
@@ -46,7 +57,11 @@ export class EntityMetrics {
   }>()
   private readonly commitOutcomes = new Map<string, Metric.Metric<number, unknown>>()
 
-  constructor(private readonly context: Context.Context<never>) {}
+  private readonly context: Context.Context<never>
+
+  constructor(context: Context.Context<never>) {
+    this.context = metricsContext(context)
+  }
 
   private of(type: string) {
     let metrics = this.perType.get(type)

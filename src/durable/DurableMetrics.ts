@@ -5,6 +5,7 @@
  * per task. Updated without running an Effect, since some sit on hot paths. It defines no logic.
  */
 import { type Context, Metric } from "effect"
+import { metricsContext } from "../../actors/EntityMetrics.js"
 
 /** Durable sends, by `type` and `outcome` (`sent`, `duplicate`). */
 export const sends = Metric.counter("shardfeed_durable_sends_total", { description: "Durable messages sent" })
@@ -41,7 +42,11 @@ export const maintenanceLastRun = Metric.gauge("shardfeed_maintenance_last_run_t
 export class Recorder {
   private readonly bound = new Map<string, Metric.Metric<number, unknown>>()
 
-  constructor(private readonly context: Context.Context<never>) {}
+  private readonly context: Context.Context<never>
+
+  constructor(context: Context.Context<never>) {
+    this.context = metricsContext(context)
+  }
 
   /** Adds `value` to `metric` with `attributes`. */
   add(metric: Metric.Metric<number, unknown>, attributes: Record<string, string>, value = 1): void {

@@ -12,6 +12,7 @@ import { createHash, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { utf8Length } from "../../persistence/internal/bytes.js"
+import { metricsContext } from "../../actors/EntityMetrics.js"
 import * as ApiError from "./ApiError.js"
 import * as Json from "./Json.js"
 
@@ -167,15 +168,24 @@ export const make = <R>(routes: ReadonlyArray<Route<R>>, options: ServerOptions)
     const limit = options.bodyLimitBytes ?? 1024 * 1024
     const token = options.token === undefined ? undefined : digest(options.token)
     const run = Effect.runPromiseExitWith(context as Context.Context<R>)
-    const metrics = new Map<string, { readonly latency: Metric.Metric<number, unknown> }>()
+    const metricContext = metricsContext(context as Context.Context<never>)
+    // Metric handles per route (latency) and per route, method and status (count), made once.
+    const latencies = new Map<string, Metric.Metric<number, unknown>>()
+    const counts = new Map<string, Metric.Metric<number, unknown>>()
     const record = (route: string, method: string, status: number, seconds: number) => {
-      Metric.withAttributes(requests, { route, method, status: String(status) }).updateUnsafe(1, context as Context.Context<never>)
-      let entry = metrics.get(route)
-      if (entry === undefined) {
-        entry = { latency: Metric.withAttributes(requestSeconds, { route }) }
-        metrics.set(route, entry)
+      const countKey = `${route} ${method} ${status}`
+      let count = counts.get(countKey)
+      if (count === undefined) {
+        count = Metric.withAttributes(requests, { route, method, status: String(status) })
+        counts.set(countKey, count)
       }
-      entry.latency.updateUnsafe(seconds, context as Context.Context<never>)
+      count.updateUnsafe(1, metricContext)
+      let latency = latencies.get(route)
+      if (latency === undefined) {
+        latency = Metric.withAttributes(requestSeconds, { route })
+        latencies.set(route, latency)
+      }
+      latency.updateUnsafe(seconds, metricContext)
     }
 
     const handle = async (incoming: Http.IncomingMessage, response: Http.ServerResponse): Promise<void> => {
