@@ -5,7 +5,8 @@
  * - ask round trips to one entity, one at a time, vs raw nact `query` round trips;
  * - asks spread over 10,000 entities with 1,000 in flight vs the same on raw nact actors;
  * - persisted increments (direct style, LevelDB, 10,000 entities, 1,000 in flight, each
- *   acknowledged after its commit) vs raw classic-level batched puts of the same records;
+ *   acknowledged after its commit) vs raw classic-level batched puts of the same records, and
+ *   vs the floor of the prescribed design (`floor.ts`: raw nact actors and group commit alone);
  * - effect 4.1.0's effect/cluster (TestRunner, volatile messages) running an equivalent entity,
  *   to one entity and over 1,000, vs shardfeed's ask at the same concurrency.
  *
@@ -31,23 +32,8 @@ import * as EntityRuntime from "../../actors/EntityRuntime.js"
 import { Counter, CounterBehavior } from "../../examples/entities/Counter.js"
 import * as LevelStore from "../../persistence/LevelStore.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
-import { median, options, report, type Row } from "./report.js"
-
-/** Keeps `inFlight` calls running for `millis`; returns calls per second. */
-const drive = async (inFlight: number, millis: number, call: (i: number) => Promise<unknown>): Promise<number> => {
-  let done = 0
-  let next = 0
-  const deadline = performance.now() + millis
-  const started = performance.now()
-  const worker = async () => {
-    while (performance.now() < deadline) {
-      await call(next++)
-      done++
-    }
-  }
-  await Promise.all(Array.from({ length: inFlight }, worker))
-  return (done * 1000) / (performance.now() - started)
-}
+import { nactGroupCommitFloor } from "./floor.js"
+import { drive, median, options, report, type Row } from "./report.js"
 
 /** Warm up, then measure. */
 const measure = async (inFlight: number, millis: number, call: (i: number) => Promise<unknown>) => {
@@ -191,6 +177,7 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
     ours: Awaited<ReturnType<typeof ourFigures>>
     persisted: number
     rawLevel: number
+    floor: number
     cluster: Awaited<ReturnType<typeof clusterFigures>>
   }> = []
   for (let round = 1; round <= rounds; round++) {
@@ -199,13 +186,19 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
       ours: await ourFigures(millis),
       persisted: await persistedFigures(millis),
       rawLevel: await rawLevelFigures(millis),
+      floor: await nactGroupCommitFloor({
+        entities: 10_000,
+        inFlight: 1_000,
+        millis,
+        record: (entity, count) => [`counter.value/c${entity}`, String(count)]
+      }),
       cluster: await clusterFigures(millis)
     }
     runs.push(figures)
     const rounded = (value: number) => Math.round(value).toLocaleString("en-US")
     console.log(
       `round ${round}: nact ${rounded(figures.nact.one)} / ${rounded(figures.nact.spread)}; ours ${rounded(figures.ours.one)} / ${rounded(figures.ours.spread)} ` +
-        `(Effect ${rounded(figures.ours.oneEffect)} / ${rounded(figures.ours.spreadEffect)}); persisted ${rounded(figures.persisted)} vs raw ${rounded(figures.rawLevel)}; ` +
+        `(Effect ${rounded(figures.ours.oneEffect)} / ${rounded(figures.ours.spreadEffect)}); persisted ${rounded(figures.persisted)} vs raw ${rounded(figures.rawLevel)} (floor ${rounded(figures.floor)}); ` +
         `effect/cluster ${rounded(figures.cluster.one)} / ${rounded(figures.cluster.spread)}`
     )
   }
@@ -227,6 +220,7 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
   }
   const persisted = of((run) => run.persisted)
   const rawLevel = of((run) => run.rawLevel)
+  const floor = of((run) => run.floor)
   const cluster = { one: of((run) => run.cluster.one), spread: of((run) => run.cluster.spread) }
   const rows: Array<Row> = [
     { name: "ask round trips, one entity (Promise)", value: ours.one, unit: "asks/s", baseline: "raw nact query", ratio: ratio((run) => run.ours.one, (run) => run.nact.one), target: ">= 0.7x" },
@@ -238,6 +232,8 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
     { name: "raw nact, 10,000 actors, 1,000 in flight", value: nact.spread, unit: "queries/s" },
     { name: "persisted increments, LevelDB, 10,000 entities", value: persisted, unit: "acks/s", baseline: "raw classic-level batches", ratio: ratio((run) => run.persisted, (run) => run.rawLevel), target: ">= 0.8x" },
     { name: "raw classic-level batched puts (1,000)", value: rawLevel, unit: "puts/s" },
+    { name: "floor: nact actor per entity + group commit", value: floor, unit: "acks/s", baseline: "raw classic-level batches", ratio: ratio((run) => run.floor, (run) => run.rawLevel) },
+    { name: "persisted increments against that floor", value: persisted, unit: "acks/s", baseline: "the floor", ratio: ratio((run) => run.persisted, (run) => run.floor) },
     { name: "ask, one entity, 100 in flight (Effect)", value: ours.peerOne, unit: "asks/s", baseline: "effect/cluster same", ratio: ratio((run) => run.ours.peerOne, (run) => run.cluster.one), target: ">= 5x" },
     { name: "effect/cluster TestRunner, one entity", value: cluster.one, unit: "calls/s" },
     { name: "ask, 1,000 entities, 1,000 in flight (Effect)", value: ours.peerSpread, unit: "asks/s", baseline: "effect/cluster same", ratio: ratio((run) => run.ours.peerSpread, (run) => run.cluster.spread), target: ">= 5x" },

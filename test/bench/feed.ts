@@ -4,6 +4,8 @@
  *
  * - appends to 1,000 feeds, 1,000 appends (of one item) in flight, each acknowledged after its
  *   commit, vs raw classic-level batched puts of one key per entry (batches of 1,000);
+ * - the floor of the prescribed design for the first (`floor.ts`: a raw nact actor per feed,
+ *   one put per append, group commit, nothing else), since the target lies above it;
  * - appends to one hot feed at the same in-flight depth, vs the same raw figure;
  * - 100-entry pages at random positions of a 1,000,000-entry feed vs raw classic-level iterators
  *   reading 100 consecutive keys at random positions of 1,000,000 keys;
@@ -21,25 +23,11 @@ import * as Path from "node:path"
 import * as LevelStore from "../../persistence/LevelStore.js"
 import * as Feed from "../../src/feed/Feed.js"
 import { feedNode } from "../feed/support.js"
-import { options, quantile, report, type Row } from "./report.js"
+import { nactGroupCommitFloor } from "./floor.js"
+import { drive, options, quantile, report, type Row } from "./report.js"
 
 const VALUE = "x".repeat(98)
 const tempDir = (label: string) => Fs.mkdtempSync(Path.join(Os.tmpdir(), `shardfeed-bench-${label}-`))
-
-/** Keeps `inFlight` calls running for `millis`; returns calls per second. */
-const drive = async (inFlight: number, millis: number, call: (i: number) => Promise<unknown>): Promise<number> => {
-  let done = 0
-  let next = 0
-  const deadline = performance.now() + millis
-  const started = performance.now()
-  await Promise.all(Array.from({ length: inFlight }, async () => {
-    while (performance.now() < deadline) {
-      await call(next++)
-      done++
-    }
-  }))
-  return (done * 1000) / (performance.now() - started)
-}
 
 const rawPuts = async (millis: number) => {
   const directory = tempDir("feed-raw")
@@ -138,9 +126,17 @@ export const main = async (args: ReadonlyArray<string>): Promise<void> => {
     const compactMillis = performance.now() - compactStarted
     const compacted = await drive(1, millis, tricklePage)
     const raw = await rawPuts(millis)
+    const floor = await nactGroupCommitFloor({
+      entities: 1_000,
+      inFlight: 1_000,
+      millis,
+      record: (feed, count) => [`feed-${feed}/${String(count).padStart(12, "0")}`, VALUE]
+    })
     const { pages: rawPage, seeks: rawSeeks } = await rawPages(millis)
     const rows: Array<Row> = [
       { name: "appends, 1,000 feeds, 1,000 in flight", value: spread, unit: "entries/s", baseline: "raw batched puts, key per entry", ratio: spread / raw, target: ">= 1.0x" },
+      { name: "floor: nact actor per feed + group commit", value: floor, unit: "entries/s", baseline: "raw batched puts, key per entry", ratio: floor / raw },
+      { name: "appends, 1,000 feeds, against that floor", value: spread, unit: "entries/s", baseline: "the floor", ratio: spread / floor },
       { name: "appends, one hot feed, 1,000 in flight", value: hot, unit: "entries/s", baseline: "raw batched puts, key per entry", ratio: hot / raw, target: ">= 0.5x" },
       { name: "raw classic-level batched puts", value: raw, unit: "puts/s" },
       { name: "100-entry pages, random positions, 1M feed", value: pages, unit: "pages/s", baseline: "raw iterator, 100 keys", ratio: pages / rawPage, target: ">= 1.0x" },

@@ -44,6 +44,21 @@ export const throughput = async (f: () => Promise<number>, millis: number): Prom
   return (operations * 1000) / (performance.now() - started)
 }
 
+/** Keeps `inFlight` calls running for `millis` (call `i` gets `i`); returns calls per second. */
+export const drive = async (inFlight: number, millis: number, call: (i: number) => Promise<unknown>): Promise<number> => {
+  let done = 0
+  let next = 0
+  const deadline = performance.now() + millis
+  const started = performance.now()
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (performance.now() < deadline) {
+      await call(next++)
+      done++
+    }
+  }))
+  return (done * 1000) / (performance.now() - started)
+}
+
 /** The `q` quantile (0..1) of a list of numbers. */
 export const quantile = (values: ReadonlyArray<number>, q: number): number => {
   const sorted = [...values].sort((a, b) => a - b)

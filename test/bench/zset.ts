@@ -30,7 +30,7 @@ import * as SortedSet from "../../src/sortedset/SortedSet.js"
 import * as SortedSetClient from "../../src/sortedset/SortedSetClient.js"
 import * as SortedSetEntity from "../../src/sortedset/SortedSetEntity.js"
 import { startRedis } from "../support/RedisServer.js"
-import { options, report, type Row, throughput } from "./report.js"
+import { drive, options, report, type Row, throughput } from "./report.js"
 import { random as generator } from "../support/random.js"
 import { collectGarbage } from "../support/gc.js"
 
@@ -153,20 +153,6 @@ const measureEngine = async (members: number, seconds: number, inflight: number)
 }
 
 const ENTITY_KEY = "bench"
-
-/** Keeps `inflight` asks running for `millis`; answers asks per second. */
-const drive = async (inflight: number, millis: number, call: () => Promise<unknown>) => {
-  let done = 0
-  const deadline = performance.now() + millis
-  const started = performance.now()
-  await Promise.all(Array.from({ length: inflight }, async () => {
-    while (performance.now() < deadline) {
-      await call()
-      done++
-    }
-  }))
-  return (done * 1000) / (performance.now() - started)
-}
 
 /**
  * The entity side: the set filled through the engine where the `zset` entity keeps it (its
