@@ -13,11 +13,12 @@ import { Effect, Result, Schema } from "effect"
 import * as Entity from "../../actors/Entity.js"
 import { Messenger } from "../../actors/Messenger.js"
 import { toBytes } from "../../persistence/internal/bytes.js"
-import { InvalidArgument } from "../../persistence/StoreError.js"
+import { InvalidArgument, type WriteError } from "../../persistence/StoreError.js"
 import type { StoreView } from "../../persistence/StoreView.js"
 import { EntryNotFound, FeedNotFound, InvalidCursor, TimestampTooOld } from "./FeedError.js"
 import * as FeedMessages from "./FeedMessages.js"
 import * as Cursor from "./internal/cursor.js"
+import * as InOrder from "./internal/inOrder.js"
 import * as Head from "./internal/head.js"
 import * as Navigate from "./internal/navigate.js"
 import * as Nonce from "./internal/nonce.js"
@@ -258,39 +259,59 @@ export const behavior = <A, I>(
    * fails the message, as it would fail a lone append.
    */
   function appendBatches(context: Entity.DirectContext<FeedState>, calls: ReadonlyArray<{ readonly items: ReadonlyArray<AppendInput<A>> }>) {
-    return Effect.gen(function*() {
-      if (!Array.isArray(calls) || calls.length === 0 || calls.length > FeedMessages.APPEND_CALLS_MAX) {
-        return yield* Effect.fail(invalid("calls", `must hold 1 to ${FeedMessages.APPEND_CALLS_MAX} calls`))
-      }
-      const outcomes: Array<{ ok: true; results: ReadonlyArray<FeedMessages.AppendResult> } | { ok: false; error: InvalidArgument | TimestampTooOld }> = []
-      // Each call is planned against the head the calls before it left; all are written at once.
+    if (!Array.isArray(calls) || calls.length === 0 || calls.length > FeedMessages.APPEND_CALLS_MAX) {
+      return Effect.fail(invalid("calls", `must hold 1 to ${FeedMessages.APPEND_CALLS_MAX} calls`))
+    }
+    type Outcome = { ok: true; results: ReadonlyArray<FeedMessages.AppendResult> } | { ok: false; error: InvalidArgument | TimestampTooOld }
+    // Each call is planned against the head the calls before it left; all are written at once.
+    const writeAll = (planned: ReadonlyArray<Planned | InvalidArgument | TimestampTooOld>) => {
       let head = context.state.head
       const fresh: Array<Record.StoredEntry> = []
       const noncesBefore: Array<bigint | undefined> = []
-      for (const call of calls) {
-        const planned = codec.encodeSync !== undefined
-          ? decide(head, call?.items, codec.encodeSync)
-          : Result.merge(yield* Effect.result(plan(head, call?.items)))
-        if (!("next" in planned)) {
-          outcomes.push({ ok: false, error: planned })
+      const outcomes: Array<Outcome> = []
+      for (const call of planned) {
+        if (!("next" in call)) {
+          outcomes.push({ ok: false, error: call })
           continue
         }
-        head = planned.next
-        for (const entry of planned.fresh) fresh.push(entry)
-        for (const nonce of planned.noncesBefore) noncesBefore.push(nonce)
-        outcomes.push({ ok: true, results: planned.results })
+        head = call.next
+        for (const entry of call.fresh) fresh.push(entry)
+        for (const nonce of call.noncesBefore) noncesBefore.push(nonce)
+        outcomes.push({ ok: true, results: call.results })
       }
-      yield* write(context, fresh, noncesBefore, head)
-      return { outcomes }
+      return InOrder.as(write(context, fresh, noncesBefore, head), { outcomes })
+    }
+    if (codec.encodeSync !== undefined) {
+      const planned: Array<Planned | InvalidArgument | TimestampTooOld> = []
+      let head = context.state.head
+      for (const call of calls) {
+        const decided = decide(head, call?.items, codec.encodeSync)
+        if ("next" in decided) head = decided.next
+        planned.push(decided)
+      }
+      return writeAll(planned)
+    }
+    return Effect.gen(function*() {
+      const planned: Array<Planned | InvalidArgument | TimestampTooOld> = []
+      let head = context.state.head
+      for (const call of calls) {
+        const decided = Result.merge(yield* Effect.result(plan(head, call?.items)))
+        if ("next" in decided) head = decided.next
+        planned.push(decided)
+      }
+      return yield* writeAll(planned)
     })
   }
 
   function append(context: Entity.DirectContext<FeedState>, items: ReadonlyArray<AppendInput<A>>) {
-    return Effect.gen(function*() {
-      const planned = yield* plan(context.state.head, items)
-      yield* write(context, planned.fresh, planned.noncesBefore, planned.next)
-      return { results: planned.results }
-    })
+    if (codec.encodeSync !== undefined) {
+      // Synchronous schemas and staged writes: the handler answers with an Exit, no fiber.
+      const planned = decide(context.state.head, items, codec.encodeSync)
+      if (!("next" in planned)) return Effect.fail(planned)
+      return InOrder.as(write(context, planned.fresh, planned.noncesBefore, planned.next), { results: planned.results })
+    }
+    return Effect.flatMap(plan(context.state.head, items), (planned) =>
+      InOrder.as(write(context, planned.fresh, planned.noncesBefore, planned.next), { results: planned.results }))
   }
 
   /** An append decided: its results, its fresh entries (with the nonce before each), the head after it. */
@@ -408,50 +429,57 @@ export const behavior = <A, I>(
   }
 
   /** Writes planned entries and the head after them (nothing when there are none). */
-  function write(context: Entity.DirectContext<FeedState>, fresh: ReadonlyArray<Record.StoredEntry>, noncesBefore: ReadonlyArray<bigint | undefined>, next: Head.Head) {
-    return Effect.gen(function*() {
-      if (fresh.length === 0) return
-      yield* writeEntries(context, fresh, noncesBefore)
-      yield* putHead(context.view, next)
-      context.state.head = next
-      yield* scheduleTrimIfDue(context)
+  function write(
+    context: Entity.DirectContext<FeedState>,
+    fresh: ReadonlyArray<Record.StoredEntry>,
+    noncesBefore: ReadonlyArray<bigint | undefined>,
+    next: Head.Head
+  ): Effect.Effect<void, WriteError, Messenger> {
+    if (fresh.length === 0) return Effect.void
+    const state = context.state
+    const records = recordsFor(context, fresh, noncesBefore)
+    const steps: Array<() => Effect.Effect<void, WriteError, Messenger>> = records.map((record) => () => putRecord(context.view, record))
+    steps.push(() => {
+      state.tail = records[records.length - 1]
+      state.tailRound = context.writeRound
+      return putHead(context.view, next)
     })
+    steps.push(() => {
+      state.head = next
+      return scheduleTrimIfDue(context)
+    })
+    return InOrder.run(steps)
   }
 
-  /** Puts fresh entries into the open record while it is in this commit round, else into new records. */
-  function writeEntries(context: Entity.DirectContext<FeedState>, fresh: ReadonlyArray<Record.StoredEntry>, noncesBefore: ReadonlyArray<bigint | undefined>) {
-    return Effect.gen(function*() {
-      const state = context.state
-      const generation = state.head.generation
-      const tail = state.tail
-      const written: Array<Record.FeedRecord> = []
-      // The record being filled: the open tail (copied once, not per entry), then new ones.
-      let start: Omit<Record.FeedRecord, "entries"> | undefined
-      let entries: Array<Record.StoredEntry> = []
-      let bytes = 0
-      if (tail !== undefined && state.tailRound === context.writeRound) {
-        start = tail
-        entries = [...tail.entries]
-        for (const entry of entries) bytes += entry.value.length
+  /** The records to put for fresh entries: the open tail while it is in this commit round, else new ones; the last is the new tail. */
+  function recordsFor(context: Entity.DirectContext<FeedState>, fresh: ReadonlyArray<Record.StoredEntry>, noncesBefore: ReadonlyArray<bigint | undefined>) {
+    const state = context.state
+    const generation = state.head.generation
+    const tail = state.tail
+    const written: Array<Record.FeedRecord> = []
+    // The record being filled: the open tail (copied once, not per entry), then new ones.
+    let start: Omit<Record.FeedRecord, "entries"> | undefined
+    let entries: Array<Record.StoredEntry> = []
+    let bytes = 0
+    if (tail !== undefined && state.tailRound === context.writeRound) {
+      start = tail
+      entries = [...tail.entries]
+      for (const entry of entries) bytes += entry.value.length
+    }
+    for (let i = 0; i < fresh.length; i++) {
+      const entry = fresh[i]!
+      const fits = start !== undefined && entries.length < limits.recordEntriesMax && bytes + entry.value.length <= limits.recordBytesMax
+      if (!fits) {
+        if (start !== undefined) written.push({ ...start, entries })
+        start = { generation, firstOffset: entry.offset, nonceBefore: noncesBefore[i] }
+        entries = []
+        bytes = 0
       }
-      for (let i = 0; i < fresh.length; i++) {
-        const entry = fresh[i]!
-        const fits = start !== undefined && entries.length < limits.recordEntriesMax && bytes + entry.value.length <= limits.recordBytesMax
-        if (!fits) {
-          if (start !== undefined) written.push({ ...start, entries })
-          start = { generation, firstOffset: entry.offset, nonceBefore: noncesBefore[i] }
-          entries = []
-          bytes = 0
-        }
-        entries.push(entry)
-        bytes += entry.value.length
-      }
-      const last: Record.FeedRecord = { generation, firstOffset: start!.firstOffset, nonceBefore: start!.nonceBefore, entries }
-      written.push(last)
-      for (const record of written) yield* putRecord(context.view, record)
-      state.tail = last
-      state.tailRound = context.writeRound
-    })
+      entries.push(entry)
+      bytes += entry.value.length
+    }
+    written.push({ generation, firstOffset: start!.firstOffset, nonceBefore: start!.nonceBefore, entries })
+    return written
   }
 
 
