@@ -1,10 +1,12 @@
 /**
  * Request bodies as JSON, with one care JSON.parse lacks: nonces may be integers up to 2^128-1
  * sent as JSON numbers, which JavaScript numbers cannot hold above 2^53. Before parsing, every
- * number literal that is the value of a `"nonce"` key and an integer of more than 15 digits,
- * however it is written (`12345678901234567`, `1.2345678901234567e16`, `1e20`,
+ * number literal that is the nonce of an appended item (`items[i].nonce`, at the top of the body
+ * or in a message's payload, `message.payload.items[i].nonce`) and an integer of more than 15
+ * digits, however it is written (`12345678901234567`, `1.2345678901234567e16`, `1e20`,
  * `12345678901234567.0`), is turned into its exact decimal string, so it reaches the feed
- * exactly; other literals parse as numbers (a fraction is then refused as not an integer). Keys
+ * exactly; other literals parse as numbers (a fraction is then refused as not an integer), and a
+ * `"nonce"` key anywhere else (inside an entry's value, a search document) is left alone. Keys
  * such as `__proto__` stay plain data: JSON.parse makes them own properties, and no handler
  * merges request objects into others.
  */
@@ -53,13 +55,32 @@ const longInteger = (int: string, frac: string, exp: number): string | undefined
   return value.length > 15 ? value : undefined
 }
 
-/** Quotes long integer literals that are values of `"nonce"` keys. */
+/** Where item nonces are: `*` is any array index. */
+const NONCE_PATHS: ReadonlyArray<ReadonlyArray<string>> = [
+  ["items", "*", "nonce"],
+  ["message", "payload", "items", "*", "nonce"]
+]
+
+/** One open container while scanning: an array, or an object and the key being read. */
+interface Frame {
+  readonly array: boolean
+  key: string | undefined
+}
+
+/** Whether the open containers put the value being read at an item nonce. */
+const atNoncePath = (stack: ReadonlyArray<Frame>): boolean =>
+  NONCE_PATHS.some((path) =>
+    path.length === stack.length && stack.every((frame, i) => (frame.array ? path[i] === "*" : path[i] === frame.key)))
+
+/** Quotes long integer literals that are item nonces (see `NONCE_PATHS`). */
 export const quoteLongNonces = (text: string): string => {
   if (!MAYBE_LONG_NONCE.test(text)) return text
   let out = ""
   let copied = 0
   let lastString = ""
   let afterKeyColon = false
+  // Bounded by the text's length; JSON.parse refuses whatever nesting is malformed afterwards.
+  const stack: Array<Frame> = []
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i)
     if (code === 34) {
@@ -71,7 +92,19 @@ export const quoteLongNonces = (text: string): string => {
       i = j
       continue
     }
+    if (code === 123 || code === 91) {
+      stack.push({ array: code === 91, key: undefined })
+      afterKeyColon = false
+      continue
+    }
+    if (code === 125 || code === 93) {
+      stack.pop()
+      afterKeyColon = false
+      continue
+    }
     if (code === 58) {
+      const top = stack[stack.length - 1]
+      if (top !== undefined && !top.array) top.key = lastString
       afterKeyColon = lastString === "nonce"
       continue
     }
@@ -99,7 +132,7 @@ export const quoteLongNonces = (text: string): string => {
           j = k
         }
       }
-      const exact = longInteger(int, frac, exp)
+      const exact = atNoncePath(stack) ? longInteger(int, frac, exp) : undefined
       if (exact !== undefined) {
         out += text.slice(copied, i) + "\"" + exact + "\""
         copied = j

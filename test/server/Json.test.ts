@@ -4,7 +4,7 @@
  * Method: seeded random append bodies (nonces of 1 to 40 digits, JSON whitespace around the
  * colon, the word "nonce" inside string values and as a key of values) parsed by `Json.parse`;
  * every nonce of 16 digits or more must come back as its exact decimal string, every shorter
- * one as a number, and every value as written.
+ * one as a number, and every value as written; a "nonce" key that is not an item's is left alone.
  */
 import { strict as assert } from "node:assert"
 import { describe, it } from "vitest"
@@ -48,6 +48,24 @@ describe("request JSON", () => {
     assert.equal(nonce("1.5"), 1.5)
     assert.equal(nonce("5e-1"), 0.5)
     assert.equal(nonce("123"), 123)
+  })
+
+  it("quotes item nonces only: a \"nonce\" key elsewhere keeps its number", () => {
+    const big = "12345678901234567890"
+    const appended = Json.parse(`{"items":[{"value":{"nonce":${big},"deep":[{"nonce":${big}}]},"nonce":${big}}]}`) as {
+      items: Array<{ nonce: unknown; value: { nonce: unknown; deep: Array<{ nonce: unknown }> } }>
+    }
+    assert.equal(appended.items[0]!.nonce, big)
+    assert.equal(appended.items[0]!.value.nonce, Number(big))
+    assert.equal(appended.items[0]!.value.deep[0]!.nonce, Number(big))
+    // A message's payload (the ask and durable routes) is the other place item nonces are.
+    const asked = Json.parse(`{"message":{"_tag":"Append","payload":{"items":[{"value":1,"nonce":${big}}]}}}`) as {
+      message: { payload: { items: Array<{ nonce: unknown }> } }
+    }
+    assert.equal(asked.message.payload.items[0]!.nonce, big)
+    // A search document, or an object that is not an item.
+    assert.deepEqual(Json.parse(`{"nonce":${big},"t":"x"}`), { nonce: Number(big), t: "x" })
+    assert.deepEqual(Json.parse(`{"items":{"nonce":${big}}}`), { items: { nonce: Number(big) } })
   })
 
   it("leaves bodies without long nonces as they are, and reports malformed JSON", () => {
