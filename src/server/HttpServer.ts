@@ -98,6 +98,25 @@ const match = <R>(compiled: ReadonlyArray<Compiled<R>>, method: string, segments
   return { found: undefined, allowed }
 }
 
+/**
+ * The path and query of a request target as sent. Not `new URL(...)`: it resolves dot segments,
+ * `%2E` and `%2E%2E` included, so a feed or member named `.` or `..` (valid names, URL-encoded)
+ * would address another path.
+ */
+export const requestTarget = (target: string): { readonly pathname: string; readonly searchParams: URLSearchParams } => {
+  // An absolute-form target (`http://host/path`, as proxies send) keeps only its path.
+  const origin = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(target)
+  const rest = origin === null ? target : target.slice(origin[0].length)
+  const hash = rest.indexOf("#")
+  const withoutHash = hash < 0 ? rest : rest.slice(0, hash)
+  const question = withoutHash.indexOf("?")
+  const path = question < 0 ? withoutHash : withoutHash.slice(0, question)
+  return {
+    pathname: path.startsWith("/") ? path : `/${path}`,
+    searchParams: new URLSearchParams(question < 0 ? "" : withoutHash.slice(question + 1))
+  }
+}
+
 const params = (pattern: ReadonlyArray<string>, segments: ReadonlyArray<string>): Record<string, string> | ApiError.ApiError => {
   const out: Record<string, string> = Object.create(null)
   for (let i = 0; i < pattern.length; i++) {
@@ -191,7 +210,7 @@ export const make = <R>(routes: ReadonlyArray<Route<R>>, options: ServerOptions)
     const handle = async (incoming: Http.IncomingMessage, response: Http.ServerResponse): Promise<void> => {
       const started = performance.now()
       const method = incoming.method ?? "GET"
-      const url = new URL(incoming.url ?? "/", "http://localhost")
+      const url = requestTarget(incoming.url ?? "/")
       const segments = url.pathname.split("/").slice(1)
       const { found, allowed } = match(compiled, method, segments)
       const label = found?.route.path ?? (allowed.length > 0 ? "method-not-allowed" : "unmatched")

@@ -6,7 +6,7 @@
  */
 import { strict as assert } from "node:assert"
 import { afterAll, beforeAll, describe, it } from "vitest"
-import { call, startNode, type TestNode } from "./support.js"
+import { call, callVerbatim, startNode, type TestNode } from "./support.js"
 
 describe("HTTP API v1", () => {
   let node: TestNode
@@ -27,6 +27,18 @@ describe("HTTP API v1", () => {
     assert.deepEqual(cluster.body.owners, new Array(16).fill("node-1"))
     assert.equal(cluster.body.epochs.length, 16)
     assert.ok(cluster.body.epochs.every((epoch: unknown) => typeof epoch === "number" && epoch >= 1), "each shard's epoch")
+  })
+
+  it("addresses names \".\" and \"..\" as names, not as path steps", async () => {
+    for (const [encoded, name] of [["%2E", "."], ["%2E%2E", ".."], [".%2e", ".."]] as const) {
+      const append = await callVerbatim(node.base, "POST", `/v1/feeds/${encoded}/append`, { items: [{ value: name }] })
+      assert.equal(append.status, 200, `append to ${name}`)
+      const page = await callVerbatim(node.base, "GET", `/v1/feeds/${encoded}/entries`)
+      assert.deepEqual(page.body.items.map((item: { value: string }) => item.value), name === ".." && encoded === ".%2e" ? ["..", ".."] : [name])
+      assert.equal((await callVerbatim(node.base, "GET", `/v1/feeds/${encoded}`)).body.feed, name)
+    }
+    await callVerbatim(node.base, "POST", "/v1/zsets/dots/add", { members: [{ member: ".", score: 2 }] })
+    assert.deepEqual((await callVerbatim(node.base, "GET", "/v1/zsets/dots/score/%2E")).body, { score: 2 })
   })
 
   it("appends, pages, gets, removes and deletes feeds with the contract's shapes", async () => {

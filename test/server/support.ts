@@ -1,8 +1,9 @@
 /**
  * A node for HTTP tests: served in this process on a free loopback port over a temp LevelDB
- * directory, stopped with `close`; plus a small `call` helper over fetch.
+ * directory, stopped with `close`; plus small request helpers (`call` over fetch, `callVerbatim`).
  */
 import { Effect, Exit, Scope } from "effect"
+import * as Http from "node:http"
 import * as Node from "../../src/node/Node.js"
 import { tempDir } from "../support/tempDir.js"
 
@@ -51,3 +52,29 @@ export const call = async (base: string, method: string, path: string, body?: un
   }
   return { status: response.status, headers: response.headers, body: parsed, text }
 }
+
+/**
+ * Sends a request with its path exactly as given: fetch resolves `%2E` and `%2E%2E` segments as
+ * dots on the client side, so names `.` and `..` can only be tested this way.
+ */
+export const callVerbatim = (base: string, method: string, path: string, body?: unknown): Promise<{ readonly status: number; readonly body: any }> =>
+  new Promise((resolve, reject) => {
+    const url = new URL(base)
+    const request = Http.request({ host: url.hostname, port: url.port, method, path, headers: { "content-type": "application/json" } }, (response) => {
+      const chunks: Array<Buffer> = []
+      response.on("data", (chunk: Buffer) => chunks.push(chunk))
+      response.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8")
+        let parsed: unknown = undefined
+        try {
+          parsed = JSON.parse(text)
+        } catch {
+          parsed = undefined
+        }
+        resolve({ status: response.statusCode ?? 0, body: parsed })
+      })
+      response.on("error", reject)
+    })
+    request.on("error", reject)
+    request.end(body === undefined ? undefined : JSON.stringify(body))
+  })
