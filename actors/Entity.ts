@@ -26,6 +26,17 @@ const TYPE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/
 export interface EntityType<Type extends string, Rpcs extends Rpc.Any> {
   readonly type: Type
   readonly rpcs: ReadonlyMap<string, Rpcs>
+  /**
+   * Messages only the entity type's own code sends (housekeeping such as a feed's purge of a
+   * deleted generation): the HTTP ask and durable-send routes refuse them.
+   */
+  readonly internal: ReadonlySet<string>
+}
+
+/** Options of an entity type. */
+export interface EntityTypeOptions {
+  /** Tags of messages sent only by the type's own code (see `EntityType.internal`). */
+  readonly internal?: ReadonlyArray<string> | undefined
 }
 
 /** Any entity type. */
@@ -46,7 +57,8 @@ export const lookup = (name: string): AnyEntityType | undefined => defined.get(n
 /** Defines an entity type. The name is 1-64 characters of `[A-Za-z0-9_.-]` starting with a letter. */
 export const make = <const Type extends string, const Rpcs extends ReadonlyArray<Rpc.Any>>(
   type: Type,
-  rpcs: Rpcs
+  rpcs: Rpcs,
+  options: EntityTypeOptions = {}
 ): EntityType<Type, Rpcs[number]> => {
   if (!TYPE_NAME.test(type)) throw new Error(`entity type name "${type}" must match ${TYPE_NAME}`)
   const byTag = new Map<string, Rpcs[number]>()
@@ -54,7 +66,9 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
     if (byTag.has(rpc._tag)) throw new Error(`entity type ${type} defines message ${rpc._tag} twice`)
     byTag.set(rpc._tag, rpc)
   }
-  const entity: EntityType<Type, Rpcs[number]> = { type, rpcs: byTag }
+  const internal = new Set(options.internal ?? [])
+  for (const tag of internal) if (!byTag.has(tag)) throw new Error(`entity type ${type}: internal message ${tag} is not one of its messages`)
+  const entity: EntityType<Type, Rpcs[number]> = { type, rpcs: byTag, internal }
   defined.set(type, entity as AnyEntityType)
   return entity
 }

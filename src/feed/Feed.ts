@@ -55,7 +55,7 @@ const make = <A, I>(type: string, options: FeedOptions<A, I>): FeedType<A, I> =>
   const messages = FeedMessages.make(options.entry)
   const entity = Entity.make(type, [
     messages.Append, messages.AppendBatches, messages.Get, messages.Remove, messages.Page, messages.Metadata, messages.Delete, messages.Trim, messages.Compact, messages.Purge
-  ]) as EntityType<string, FeedRpcs<A, I>>
+  ], { internal: ["Purge"] }) as EntityType<string, FeedRpcs<A, I>>
   return {
     type,
     entry: options.entry,

@@ -243,6 +243,10 @@ export const behavior = <A, I>(
       Compact: (_: void, context: Entity.DirectContext<FeedState>) => compact(context),
       Purge: ({ generation }: { readonly generation: number }, context: Entity.DirectContext<FeedState>) =>
         Effect.gen(function*() {
+          // Only a deleted generation's records go: the live one is never purged, whoever asks.
+          if (!(Number.isSafeInteger(generation) && generation >= 1 && generation < context.state.head.generation)) {
+            return yield* Effect.fail(invalid("generation", `must be a deleted generation of the feed (below ${context.state.head.generation})`))
+          }
           const records = yield* Navigate.recordsFrom(context.view, generation, undefined, false, PURGE_CHUNK)
           for (const record of records) yield* context.view.delete(Navigate.RECORDS, Record.recordKey(generation, record.firstOffset))
           if (records.length === PURGE_CHUNK) yield* selfSend(context, "Purge", { generation })

@@ -27,8 +27,9 @@ export const decodeMessage = (type: string, entity: AnyEntityType | undefined, b
     }
     const tag = typeof body.message._tag === "string" ? body.message._tag : ""
     const rpc = entity.rpcs.get(tag) as Rpc.AnyWithProps | undefined
-    if (rpc === undefined) {
-      return yield* Effect.fail(ApiError.make(400, "InvalidArgument", `must name one of ${[...entity.rpcs.keys()].join(", ")}`, "message._tag"))
+    if (rpc === undefined || entity.internal.has(tag)) {
+      const open = [...entity.rpcs.keys()].filter((name) => !entity.internal.has(name))
+      return yield* Effect.fail(ApiError.make(400, "InvalidArgument", `must name one of ${open.join(", ")}`, "message._tag"))
     }
     const payloadCodec = Schema.toCodecJson(rpc.payloadSchema) as unknown as Schema.Codec<unknown, unknown>
     const payload = yield* Schema.decodeUnknownEffect(payloadCodec)(body.message.payload ?? null).pipe(

@@ -379,6 +379,11 @@ describe("feeds", () => {
       const runtime = yield* EntityRuntime
       const records = yield* store.scan(String(runtime.shardOf("feed", "d")), "feed.records", { prefix: Buffer.from("d\u0000") })
       assert.equal(records.length, 1, "only the new feed's record remains")
+      // The live generation is never purged, whoever sends the purge.
+      const client = EntityClient.make(Feed.Json.entity)
+      const refused = yield* failureOf(Effect.flatMap(client, (entities) => entities.ask("d", "Purge", { generation: 2 })))
+      assert.equal((refused as { field?: string }).field, "generation")
+      assert.equal((yield* feeds.page("d", {})).items.length, 1, "the new feed's entry is still there")
     }))
   })
 

@@ -153,6 +153,13 @@ describe("HTTP API v1", () => {
     const declared = await call(node.base, "POST", "/v1/entities/feed/missing/ask", { message: { _tag: "Metadata" } })
     assert.equal(declared.status, 404)
     assert.equal(declared.body.error.code, "FeedNotFound")
+    // A message only the type's own code sends (a purge of a deleted generation) is refused.
+    const purge = await call(node.base, "POST", "/v1/entities/feed/via-ask/ask", { message: { _tag: "Purge", payload: { generation: 1 } } })
+    assert.equal(purge.status, 400)
+    assert.equal(purge.body.error.field, "message._tag")
+    assert.equal((await call(node.base, "GET", "/v1/feeds/via-ask/entries")).body.items.length, 1, "the entry is still there")
+    const partition = await call(node.base, "POST", "/v1/entities/search/0:idx/ask", { message: { _tag: "Partition", payload: { definition: {}, request: {} } } })
+    assert.equal(partition.status, 400, "a search partition trusts the definition its index sends: not open to asks")
   })
 
   it("exports Prometheus metrics for requests, entities, commits and the store", async () => {
