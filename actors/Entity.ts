@@ -31,13 +31,26 @@ export interface EntityType<Type extends string, Rpcs extends Rpc.Any> {
    * deleted generation): the HTTP ask and durable-send routes refuse them.
    */
   readonly internal: ReadonlySet<string>
+  /** Longest id, in bytes of UTF-8 (default 512, as HTTP names). */
+  readonly idBytesMax: number
 }
 
 /** Options of an entity type. */
 export interface EntityTypeOptions {
   /** Tags of messages sent only by the type's own code (see `EntityType.internal`). */
   readonly internal?: ReadonlyArray<string> | undefined
+  /**
+   * Longest id in bytes (default 512). Raise it only for ids the type's own code makes from a
+   * user's name (a search partition's is `<p>:<index>`), so the user's name keeps the 512 bytes
+   * it is promised.
+   */
+  readonly idBytesMax?: number | undefined
 }
+
+/** The longest entity id by default, in bytes: the HTTP API's name length. */
+export const ID_BYTES_MAX = 512
+/** The longest id an entity type may allow (its store keys hold it, next to keys of their own). */
+const ID_BYTES_LIMIT = 1024
 
 /** Any entity type. */
 export type AnyEntityType = EntityType<string, Rpc.Any>
@@ -68,7 +81,11 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
   }
   const internal = new Set(options.internal ?? [])
   for (const tag of internal) if (!byTag.has(tag)) throw new Error(`entity type ${type}: internal message ${tag} is not one of its messages`)
-  const entity: EntityType<Type, Rpcs[number]> = { type, rpcs: byTag, internal }
+  const idBytesMax = options.idBytesMax ?? ID_BYTES_MAX
+  if (!(Number.isSafeInteger(idBytesMax) && idBytesMax >= 1 && idBytesMax <= ID_BYTES_LIMIT)) {
+    throw new Error(`entity type ${type}: idBytesMax must be a whole number from 1 to ${ID_BYTES_LIMIT}`)
+  }
+  const entity: EntityType<Type, Rpcs[number]> = { type, rpcs: byTag, internal, idBytesMax }
   defined.set(type, entity as AnyEntityType)
   return entity
 }

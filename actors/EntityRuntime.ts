@@ -16,7 +16,7 @@ import { KeyValueStore } from "../persistence/KeyValueStore.js"
 import { StoreBackend } from "../persistence/StoreBackend.js"
 import { StoreConfig } from "../persistence/StoreConfig.js"
 import type { InvalidArgument, ReadError } from "../persistence/StoreError.js"
-import type { AnyEntityType, Behavior, Registered } from "./Entity.js"
+import { type AnyEntityType, type Behavior, ID_BYTES_MAX, type Registered } from "./Entity.js"
 import { InvalidMessage, MailboxFull, Overloaded, ShardNotOwned, UnknownEntityType } from "./EntityError.js"
 import type { EntityEvent } from "./EntityEvent.js"
 import { EntityMetrics } from "./EntityMetrics.js"
@@ -105,14 +105,16 @@ export interface EntityRuntimeShape extends MessengerShape {
 /** The entity runtime service. */
 export class EntityRuntime extends Context.Service<EntityRuntime, EntityRuntimeShape>()("shardfeed/EntityRuntime") {}
 
-const ENTITY_ID_BYTES_MAX = 512
 const ASKS_IN_FLIGHT_MAX = 1_000_000
 const EVENTS_BUFFER = 4_096
 
-/** Checks an entity id: 1 to 512 bytes of UTF-8 without U+0000 (which separates keys). */
-export const validateEntityId = (type: string, id: string): InvalidMessage | undefined =>
-  typeof id !== "string" || id.length === 0 || utf8Length(id) > ENTITY_ID_BYTES_MAX || id.includes("\u0000")
-    ? new InvalidMessage({ entity: `${type}/${String(id).slice(0, 64)}`, field: "id", message: "must be 1 to 512 bytes of UTF-8 without U+0000" })
+/**
+ * Checks an entity id: 1 to `bytesMax` (the type's `idBytesMax`, 512 by default) bytes of UTF-8
+ * without U+0000 (which separates keys).
+ */
+export const validateEntityId = (type: string, id: string, bytesMax = ID_BYTES_MAX): InvalidMessage | undefined =>
+  typeof id !== "string" || id.length === 0 || utf8Length(id) > bytesMax || id.includes("\u0000")
+    ? new InvalidMessage({ entity: `${type}/${String(id).slice(0, 64)}`, field: "id", message: `must be 1 to ${bytesMax} bytes of UTF-8 without U+0000` })
     : undefined
 
 /** Builds a runtime that owns no shard yet. */
@@ -265,7 +267,7 @@ export const make: Effect.Effect<EntityRuntimeShape, InvalidArgument, KeyValueSt
     }
     const registered = registry.get(envelope.type)
     if (registered === undefined) return void refuse(envelope, new UnknownEntityType({ type: envelope.type }))
-    const badId = validateEntityId(envelope.type, envelope.id)
+    const badId = validateEntityId(envelope.type, envelope.id, registered.behavior.entity.idBytesMax)
     if (badId !== undefined) return void refuse(envelope, badId)
     if (!registered.behavior.handlers.has(envelope.tag)) {
       return void refuse(envelope, new InvalidMessage({ entity: `${envelope.type}/${envelope.id}`, field: "message", message: `unknown message ${envelope.tag}` }))

@@ -6,7 +6,12 @@ import { Context } from "effect"
 
 /** Limits checked on every operation before a backend sees it. */
 export interface StoreConfigShape {
-  /** Longest key, in bytes; longer keys are `InvalidArgument` (LevelDB and Redis slow down past it). */
+  /**
+   * Longest key, in bytes (default 4 KiB); longer keys are `InvalidArgument` (LevelDB and Redis
+   * slow down past a few KiB). Entity keys are scoped by the entity's id (up to 512 bytes, as
+   * HTTP names) and then hold a name of their own (a member, a document id, up to 512 more),
+   * so the bound leaves room for both.
+   */
   readonly keyBytesMax: number
   /** Largest value, in bytes (default 16 MiB); a value past it is `InvalidArgument`. */
   readonly valueBytesMax: number
@@ -23,7 +28,7 @@ export interface StoreConfigShape {
 /** The store limits, with their defaults when nothing is provided. */
 export const StoreConfig: Context.Reference<StoreConfigShape> = Context.Reference<StoreConfigShape>("shardfeed/StoreConfig", {
   defaultValue: () => ({
-    keyBytesMax: 1024,
+    keyBytesMax: 4 * 1024,
     valueBytesMax: 16 * 1024 * 1024,
     nameBytesMax: 1024,
     scanLimitMax: 100_000,

@@ -179,7 +179,7 @@ export const make = (options: DurableOptions): Effect.Effect<DurableMessagesShap
       if (dedupId !== undefined && !(typeof dedupId === "string" && dedupId.length > 0 && utf8Length(dedupId) <= DEDUP_ID_BYTES_MAX)) {
         return new InvalidArgument({ field: "id", message: `must be 1 to ${DEDUP_ID_BYTES_MAX} bytes of UTF-8` })
       }
-      const badId = validateEntityId(type, id)
+      const badId = validateEntityId(type, id, lookup(type)?.idBytesMax)
       if (badId !== undefined) return new InvalidArgument({ field: "id", message: badId.message })
       const size = encoded === undefined || encoded === null ? 0 : utf8Length(JSON.stringify(encoded) ?? "")
       if (size > config.payloadBytesMax) {

@@ -54,7 +54,11 @@ export const Partition = Rpc.make("Partition", {
  * The partition entity type: `P` per index. Its one message carries the index's definition, so
  * only the index's own code may send it (never the HTTP ask route): a partition trusts it.
  */
-export const PartitionEntity = Entity.make("search", [Partition], { internal: ["Partition"] })
+export const PartitionEntity = Entity.make("search", [Partition], {
+  internal: ["Partition"],
+  // `<p>.<attempt>:` before an index name of up to 512 bytes.
+  idBytesMax: Entity.ID_BYTES_MAX + 32
+})
 
 /** The id of partition `p` of `index` before placement was chosen (indexes created without it). */
 export const partitionId = (index: string, p: number): string => `${p}:${index}`

@@ -12,6 +12,7 @@ import { IndexedStore, layerStores } from "../../persistence/IndexedStore.js"
 import { KeyValueStore } from "../../persistence/KeyValueStore.js"
 import * as PrefixedStore from "../../persistence/PrefixedStore.js"
 import { StoreBackend } from "../../persistence/StoreBackend.js"
+import { StoreConfig } from "../../persistence/StoreConfig.js"
 
 /** What the cases need: both store services and the backend below them. */
 export type Stores = KeyValueStore | IndexedStore | StoreBackend
@@ -178,6 +179,7 @@ export const keyValueCases: ReadonlyArray<Case> = [
     run: Effect.gen(function*() {
       const store = yield* KeyValueStore
       const indexed = yield* IndexedStore
+      const { keyBytesMax } = yield* StoreConfig
       const p = freshPartition()
       yield* store.put(p, "ns", "kept", "before")
       yield* expectInvalid(
@@ -185,7 +187,7 @@ export const keyValueCases: ReadonlyArray<Case> = [
           { op: "put", namespace: "ns", key: "a", value: "1" },
           { op: "delete", namespace: "ns", key: "kept" },
           { op: "append", topic: "t", values: ["x"] },
-          { op: "put", namespace: "ns", key: new Uint8Array(1025), value: "too long a key" }
+          { op: "put", namespace: "ns", key: new Uint8Array(keyBytesMax + 1), value: "too long a key" }
         ]),
         "key"
       )
@@ -327,7 +329,11 @@ export const keyValueCases: ReadonlyArray<Case> = [
       yield* expectInvalid(store.put(p, "", "k", "v"), "namespace")
       yield* expectInvalid(store.put(p, "\u0000t", "k", "v"), "namespace")
       yield* expectInvalid(store.get(p, "", "k"), "namespace")
-      yield* expectInvalid(store.put(p, "ns", new Uint8Array(1025), "v"), "key")
+      const { keyBytesMax } = yield* StoreConfig
+      const longest = freshPartition()
+      yield* store.put(longest, "ns", new Uint8Array(keyBytesMax).fill(7), "longest")
+      assert.equal(text(yield* store.get(longest, "ns", new Uint8Array(keyBytesMax).fill(7))), "longest")
+      yield* expectInvalid(store.put(p, "ns", new Uint8Array(keyBytesMax + 1), "v"), "key")
       yield* expectInvalid(store.put(p, "ns", "k", new Uint8Array(16 * 1024 * 1024 + 1)), "value")
       yield* expectInvalid(store.scan(p, "ns", { limit: 0 }), "limit")
       yield* expectInvalid(store.scan(p, "ns", { limit: 100_001 }), "limit")

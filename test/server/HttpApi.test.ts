@@ -41,6 +41,21 @@ describe("HTTP API v1", () => {
     assert.deepEqual((await callVerbatim(node.base, "GET", "/v1/zsets/dots/score/%2E")).body, { score: 2 })
   })
 
+  it("takes 512-byte names everywhere, two of them in one request included", async () => {
+    const name = (letter: string) => letter.repeat(512)
+    const index = encodeURIComponent(name("i"))
+    const doc = encodeURIComponent(name("d"))
+    assert.equal((await call(node.base, "PUT", `/v1/indexes/${index}/docs/${doc}`, { t: "hello" })).status, 200)
+    assert.deepEqual((await call(node.base, "GET", `/v1/indexes/${index}/docs/${doc}`)).body, { t: "hello" })
+    assert.equal((await call(node.base, "GET", `/v1/indexes/${index}/search?q=hello`)).body.hits[0].id, name("d"))
+    const key = encodeURIComponent(name("k"))
+    assert.deepEqual((await call(node.base, "POST", `/v1/zsets/${key}/add`, { members: [{ member: name("m"), score: 1 }] })).body, { count: 1 })
+    assert.deepEqual((await call(node.base, "GET", `/v1/zsets/${key}/score/${encodeURIComponent(name("m"))}`)).body, { score: 1 })
+    const feed = encodeURIComponent(name("f"))
+    assert.equal((await call(node.base, "POST", `/v1/feeds/${feed}/append`, { items: [{ value: 1 }] })).status, 200)
+    assert.equal((await call(node.base, "POST", `/v1/feeds/${feed}x/append`, { items: [{ value: 1 }] })).status, 400, "513 bytes")
+  })
+
   it("appends, pages, gets, removes and deletes feeds with the contract's shapes", async () => {
     const append = await call(node.base, "POST", "/v1/feeds/match%2F1/append", {
       items: [{ value: { goal: 1 }, nonce: 1, timestamp: 1_000 }, { value: "two", nonce: "2" }, { value: 3, nonce: 1 }]
