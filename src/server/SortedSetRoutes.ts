@@ -36,11 +36,16 @@ const ask = (key: string, rpc: Rpc.AnyWithProps, input: unknown) =>
 const body = (request: Request, map: (body: Record<string, unknown>) => unknown) =>
   isObject(request.body) ? map(request.body) : undefined
 
+/** Range bounds: in a query string an unencoded `+` reads as a space, and no bound starts with one. */
+const BOUNDS = new Set(["min", "max"])
+
 const query = (request: Request, names: ReadonlyArray<string>, numbers: ReadonlyArray<string> = []) => {
   const out: Record<string, unknown> = {}
   for (const name of names) {
-    const value = request.query.get(name)
-    if (value === null) continue
+    const given = request.query.get(name)
+    if (given === null) continue
+    // `max=+` and `max=+inf` written as the contract shows them arrive as " " and " inf".
+    const value = BOUNDS.has(name) && given.startsWith(" ") ? `+${given.slice(1)}` : given
     out[name] = numbers.includes(name) && /^-?\d+$/.test(value) ? Number(value) : value === "true" ? true : value === "false" ? false : value
   }
   return out

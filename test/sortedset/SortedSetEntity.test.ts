@@ -68,6 +68,9 @@ describe("SortedSet entity", () => {
       assert.deepEqual((await call(server.base, "GET", "/v1/zsets/top/score/zz")).body, { score: null })
       assert.deepEqual((await call(server.base, "GET", "/v1/zsets/top/rank/a?rev=true")).body, { rank: 1 })
       assert.deepEqual((await call(server.base, "GET", "/v1/zsets/top/count?min=(2&max=%2Binf")).body, { count: 2 })
+      // The contract's "+" written unencoded, as a query string reads it: a space.
+      assert.deepEqual((await call(server.base, "GET", "/v1/zsets/top/count?min=(2&max=+inf")).body, { count: 2 })
+      assert.equal((await call(server.base, "GET", "/v1/zsets/top/range?by=lex&min=-&max=+")).body.members.length, 3)
       assert.deepEqual((await call(server.base, "POST", "/v1/zsets/top/remove", { members: ["b", "nope"] })).body, { count: 1 })
       assert.deepEqual((await call(server.base, "POST", "/v1/zsets/top/pop", { side: "max", count: 1 })).body, { members: [{ member: "c", score: "+inf" }] })
       assert.deepEqual((await call(server.base, "GET", "/v1/zsets/top")).body, { card: 1 })
