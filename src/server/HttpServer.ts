@@ -143,8 +143,10 @@ const authorized = (headers: Http.IncomingHttpHeaders, token: Buffer): boolean =
   const header = headers.authorization
   if (typeof header !== "string") return false
   let presented: string | undefined
-  if (header.startsWith("Bearer ")) presented = header.slice(7)
-  else if (header.startsWith("Basic ")) {
+  // The scheme is case-insensitive (RFC 9110), the credentials are not.
+  const scheme = header.slice(0, header.indexOf(" ") + 1).toLowerCase()
+  if (scheme === "bearer ") presented = header.slice(7)
+  else if (scheme === "basic ") {
     const decoded = Buffer.from(header.slice(6), "base64").toString("utf8")
     const colon = decoded.indexOf(":")
     presented = colon < 0 ? undefined : decoded.slice(colon + 1)

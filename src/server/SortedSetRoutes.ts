@@ -53,6 +53,9 @@ const query = (request: Request, names: ReadonlyArray<string>, numbers: Readonly
 
 const as = (rpc: unknown) => rpc as Rpc.AnyWithProps
 
+/** The bounds of the whole set for each kind of range (what a range or count without them reads). */
+const WHOLE: Readonly<Record<string, readonly [string, string]>> = { rank: ["0", "-1"], score: ["-inf", "+inf"], lex: ["-", "+"] }
+
 /** The sorted set routes. */
 export const routes: ReadonlyArray<Route<Messenger>> = [
   {
@@ -79,10 +82,18 @@ export const routes: ReadonlyArray<Route<Messenger>> = [
   {
     method: "GET",
     path: "/v1/zsets/:key/range",
-    handler: (request) =>
-      ask(request.params.key!, as(SortedSetEntity.Range), { by: "rank", ...query(request, ["by", "min", "max", "rev", "offset", "limit"], ["offset", "limit"]) })
+    handler: (request) => {
+      const given = query(request, ["by", "min", "max", "rev", "offset", "limit"], ["offset", "limit"])
+      // Bounds left out mean the whole set, in the range's own syntax.
+      const whole = WHOLE[typeof given.by === "string" ? given.by : "rank"] ?? WHOLE.rank!
+      return ask(request.params.key!, as(SortedSetEntity.Range), { by: "rank", min: whole[0], max: whole[1], ...given })
+    }
   },
-  { method: "GET", path: "/v1/zsets/:key/count", handler: (request) => ask(request.params.key!, as(SortedSetEntity.Count), query(request, ["min", "max"])) },
+  {
+    method: "GET",
+    path: "/v1/zsets/:key/count",
+    handler: (request) => ask(request.params.key!, as(SortedSetEntity.Count), { min: WHOLE.score![0], max: WHOLE.score![1], ...query(request, ["min", "max"]) })
+  },
   { method: "POST", path: "/v1/zsets/:key/pop", handler: (request) => ask(request.params.key!, as(SortedSetEntity.Pop), request.body) },
   { method: "GET", path: "/v1/zsets/:key", handler: (request) => ask(request.params.key!, as(SortedSetEntity.Card), {}) }
 ]

@@ -203,6 +203,7 @@ describe("HTTP auth", () => {
     assert.equal(refused.body.error.code, "Unauthorized")
     assert.equal((await call(node.base, "GET", "/v1/cluster", undefined, { authorization: "Bearer wrong" })).status, 401)
     assert.equal((await call(node.base, "GET", "/v1/cluster", undefined, { authorization: "Bearer s3cret" })).status, 200)
+    assert.equal((await call(node.base, "GET", "/v1/cluster", undefined, { authorization: "bearer s3cret" })).status, 200, "the scheme in any case")
     const basic = `Basic ${Buffer.from("anyone:s3cret").toString("base64")}`
     assert.equal((await call(node.base, "GET", "/v1/cluster", undefined, { authorization: basic })).status, 200)
     const dashboard = await call(node.base, "GET", "/dashboard")

@@ -71,6 +71,11 @@ describe("SortedSet entity", () => {
       // The contract's "+" written unencoded, as a query string reads it: a space.
       assert.deepEqual((await call(server.base, "GET", "/v1/zsets/top/count?min=(2&max=+inf")).body, { count: 2 })
       assert.equal((await call(server.base, "GET", "/v1/zsets/top/range?by=lex&min=-&max=+")).body.members.length, 3)
+      // Bounds left out: the whole set.
+      for (const by of ["rank", "score", "lex"]) {
+        assert.equal((await call(server.base, "GET", `/v1/zsets/top/range?by=${by}`)).body.members.length, 3, by)
+      }
+      assert.deepEqual((await call(server.base, "GET", "/v1/zsets/top/count")).body, { count: 3 })
       assert.deepEqual((await call(server.base, "POST", "/v1/zsets/top/remove", { members: ["b", "nope"] })).body, { count: 1 })
       assert.deepEqual((await call(server.base, "POST", "/v1/zsets/top/pop", { side: "max", count: 1 })).body, { members: [{ member: "c", score: "+inf" }] })
       assert.deepEqual((await call(server.base, "GET", "/v1/zsets/top")).body, { card: 1 })
