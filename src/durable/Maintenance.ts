@@ -160,7 +160,7 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
           const { connection, release } = Bull.connect(parsed, options, "producer")
           const opened = new Queue(queueName, { connection, prefix })
           opened.on("error", () => undefined)
-          await Bull.orClose(opened.waitUntilReady(), opened, release)
+          await Bull.readyWithin(opened.waitUntilReady(), opened, release, parsed, options)
           return { opened, release }
         },
         catch: unavailable("connect")
@@ -234,7 +234,7 @@ export const make = <const Tasks extends ReadonlyArray<Task<any>>>(
             autorun: true
           })
           worker.on("error", (error) => Effect.runFork(Effect.logWarning(`maintenance: ${Bull.translate("maintenance", error).message}`)))
-          await Bull.orClose(worker.waitUntilReady(), worker, release)
+          await Bull.readyWithin(worker.waitUntilReady(), worker, release, parsed, options)
           return { worker, release }
         },
         catch: unavailable("start maintenance")

@@ -11,6 +11,7 @@ import * as Path from "node:path"
 import { promisify } from "node:util"
 import { strict as assert } from "node:assert"
 import { describe, inject, it } from "vitest"
+import { freePort } from "../support/RedisServer.js"
 import { tempDir } from "../support/tempDir.js"
 import { call } from "./support.js"
 
@@ -191,6 +192,21 @@ describe("shardfeed CLI", () => {
       holder.child.kill("SIGTERM")
       await exited(holder.child)
     }
+  }, 60_000)
+
+  it("stops at a Redis it cannot reach, at start and on SIGTERM meanwhile, instead of waiting forever", async () => {
+    // A loopback port nobody listens on: every connection is refused, and ioredis retries forever.
+    const unreachable = `redis://127.0.0.1:${await freePort()}`
+    const failure = await run(process.execPath, [cli, "serve", "--data", tempDir("cli-no-redis"), "--http", "127.0.0.1:0", "--redis", unreachable])
+      .then(() => undefined, (error: { code: number; stderr: string }) => error)
+    assert.ok(failure !== undefined && failure.code === 1, "serve exits with 1")
+    assert.match(failure!.stderr, /DurableUnavailable.*did not answer within/)
+    const child = spawn(process.execPath, [cli, "serve", "--data", tempDir("cli-no-redis-term"), "--http", "127.0.0.1:0", "--redis", unreachable], { stdio: "ignore" })
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    child.kill("SIGTERM")
+    const ended = await Promise.race([exited(child).then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))])
+    if (!ended) child.kill("SIGKILL")
+    assert.ok(ended, "SIGTERM during the start ends the process")
   }, 60_000)
 
   it("refuses a malformed --advertise, naming the flag", async () => {

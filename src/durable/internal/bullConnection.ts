@@ -169,6 +169,40 @@ export const connect = (parsed: ParsedUrl, options: BullConnectionOptions, kind:
  * Awaits a step of opening a BullMQ component; if it fails, closes the component and releases
  * its connection before rethrowing, so no connection outlives a failed start.
  */
+/** How long a component may take to start: five connect timeouts (10 s by default). */
+export const readyLimitMillis = (options: BullConnectionOptions): number => (options.connectTimeoutMillis ?? 2_000) * 5
+
+/**
+ * Waits for a component's start (`step`), at most `readyLimitMillis`: ioredis retries an
+ * unreachable Redis without end, so without a bound a process would wait forever at start (and,
+ * its start being uninterruptible, not even stop on a signal). A start that fails or runs out of
+ * time closes the component and releases its connection, without waiting for that (closing a
+ * client that never connected, or lost its credentials, may itself wait).
+ */
+export const readyWithin = async <A>(
+  step: Promise<A>,
+  component: { readonly close: () => Promise<void> },
+  release: () => Promise<void>,
+  parsed: ParsedUrl,
+  options: BullConnectionOptions
+): Promise<A> => {
+  const limit = readyLimitMillis(options)
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      step,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis at ${describeTarget(parsed)} did not answer within ${limit} ms`)), limit)
+      })
+    ])
+  } catch (error) {
+    void component.close().catch(() => undefined).finally(release)
+    throw error
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export const orClose = async <A>(step: Promise<A>, component: { readonly close: () => Promise<void> }, release: () => Promise<void>): Promise<A> => {
   try {
     return await step

@@ -125,7 +125,7 @@ export const start = async (durable: DurableQueue, hooks: ConsumerHooks): Promis
     }
   })
   worker.on("error", (error) => hooks.log(`durable consumer: ${Bull.translate("consume", error).message}`))
-  await Bull.orClose(worker.waitUntilReady(), worker, release)
+  await Bull.readyWithin(worker.waitUntilReady(), worker, release, durable.parsed, durable.connection)
   const token = worker.id
   const active = new Map<string, Job<MessageData>>()
   let closing = false

@@ -291,24 +291,9 @@ const open = async (
  */
 export const openWithin = async (validated: DurableConfig, options: Bull.BullConnectionOptions, parsed: Bull.ParsedUrl): Promise<DurableQueue> => {
   const config = { ...validated, prefix: Bull.slotPrefix(parsed, validated.prefix) }
-  const limit = (options.connectTimeoutMillis ?? 2_000) * 5
-  let timer: NodeJS.Timeout | undefined
   const producer = Bull.connect(parsed, options, "producer")
   const queue = makeQueue(config, producer)
-  const opening = open(config, options, parsed, producer, queue)
-  try {
-    return await Promise.race([
-      opening,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis at ${Bull.describeTarget(parsed)} did not answer within ${limit} ms`)), limit)
-      })
-    ])
-  } catch (error) {
-    // No connection outlives a failed start: the queue is closed (its client stops
-    // reconnecting) and a cluster client released, so the open waiting for them fails.
-    void queue.close().catch(() => undefined).finally(producer.release)
-    throw error
-  } finally {
-    clearTimeout(timer)
-  }
+  // No connection outlives a failed start: the queue is closed (its client stops reconnecting)
+  // and a cluster client released, so the open waiting for them fails.
+  return Bull.readyWithin(open(config, options, parsed, producer, queue), queue, producer.release, parsed, options)
 }

@@ -161,7 +161,7 @@ export const start = async (
     removeOnFail: { count: settings.failedJobsKept }
   })
   worker.on("error", (error) => hooks.log(`ingest ${settings.queue}: ${Bull.translate("consume", error).message}`))
-  await Bull.orClose(worker.waitUntilReady(), worker, release)
+  await Bull.readyWithin(worker.waitUntilReady(), worker, release, parsed, connection)
   const client = await Bull.orClose(worker.backend.client, worker, release)
   Bull.defineScripts(client)
   const keys = DurableKeys.make(settings.prefix, settings.queue)
