@@ -10,6 +10,7 @@
  * single-process by design.
  */
 import { Effect } from "effect"
+import type { PersistenceEngine } from "nact"
 import type { IndexedStoreShape } from "../persistence/IndexedStore.js"
 import type { KeyValueStoreShape } from "../persistence/KeyValueStore.js"
 
@@ -39,7 +40,8 @@ const decode = <A>(bytes: Uint8Array): A => JSON.parse(Buffer.from(bytes).toStri
 
 /** The engine nact calls; all methods return Promises, as nact expects. */
 export interface NactEngine {
-  events(persistenceKey: string, offset?: number, limit?: number, tags?: ReadonlyArray<string>): {
+  /** The events of a key from `offset`: folded page by page with `reduce`, or all of them awaited as an array. */
+  events(persistenceKey: string, offset?: number, limit?: number, tags?: ReadonlyArray<string>): PromiseLike<Array<NactEvent>> & {
     reduce<U>(reducer: (previous: U, event: NactEvent, index: number) => U, initial: U): Promise<U>
   }
   latestSnapshot(persistenceKey: string): Promise<NactSnapshot | undefined>
@@ -47,13 +49,21 @@ export interface NactEngine {
   persist(event: NactEvent): Promise<NactEvent>
 }
 
-/** Builds a nact persistence engine over a key-value store and an indexed store. */
-export const make = (store: KeyValueStoreShape, indexed: IndexedStoreShape, options: { readonly partition?: string } = {}): NactEngine => {
+/**
+ * Builds a nact persistence engine over a key-value store and an indexed store. It is typed as
+ * nact's `PersistenceEngine` too, so `configurePersistence` takes it as it is; one cast is needed
+ * for that, because nact's declarations type the event stream's `then` as an array of DOM `Event`s
+ * (its `Event` name resolves to the DOM's), where nact itself yields persisted events, as this does.
+ */
+export const make = (store: KeyValueStoreShape, indexed: IndexedStoreShape, options: { readonly partition?: string } = {}): NactEngine & PersistenceEngine =>
+  makeEngine(store, indexed, options) as NactEngine & PersistenceEngine
+
+const makeEngine = (store: KeyValueStoreShape, indexed: IndexedStoreShape, options: { readonly partition?: string }): NactEngine => {
   const partition = options.partition ?? "nact"
   const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
   return {
-    events: (persistenceKey, offset = 0, limit, tags) => ({
-      reduce: async (reducer, initial) => {
+    events: (persistenceKey, offset = 0, limit, tags) => {
+      const reduce = async <U>(reducer: (previous: U, event: NactEvent, index: number) => U, initial: U): Promise<U> => {
         let accumulator = initial
         let next = offset + 1
         let index = 0
@@ -72,7 +82,15 @@ export const make = (store: KeyValueStoreShape, indexed: IndexedStoreShape, opti
         }
         return accumulator
       }
-    }),
+      return {
+        reduce,
+        then: (onFulfilled, onRejected) =>
+          reduce<Array<NactEvent>>((events, event) => {
+            events.push(event)
+            return events
+          }, []).then(onFulfilled, onRejected)
+      }
+    },
     latestSnapshot: async (persistenceKey) => {
       const latest = await run(store.getLatest(partition, SNAPSHOTS, persistenceKey))
       return latest === undefined ? undefined : decode<NactSnapshot>(latest.value)

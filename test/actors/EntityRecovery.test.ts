@@ -159,7 +159,7 @@ describe("nact persistence engine", () => {
     const total = (values: ReadonlyArray<number>) =>
       run(LevelStore.layer({ directory }), Effect.gen(function*() {
         const engine = NactPersistenceEngine.make(yield* KeyValueStore, yield* IndexedStore)
-        const system = start(configurePersistence(engine as never))
+        const system = start(configurePersistence(engine))
         const actor = spawnPersistent(system, async (state: number, message: { add?: number; sender?: unknown }, context: any) => {
           if (message.add !== undefined) {
             if (!context.recovering) await context.persist(message)
@@ -171,6 +171,9 @@ describe("nact persistence engine", () => {
         for (const add of values) dispatch(actor, { add })
         const result = yield* Effect.promise(() => query(actor, (sender: unknown) => ({ sender }), 5_000))
         stop(system)
+        // The stream nact reads is also a promise of every event, as nact's type says.
+        const events = yield* Effect.promise(async () => await engine.events("sum"))
+        assert.deepEqual(events.map((event) => (event.data as { add: number }).add).slice(-values.length), values)
         return result as number
       }))
     assert.equal(await total([1, 2, 3, 4]), 10)
