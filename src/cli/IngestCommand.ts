@@ -24,7 +24,7 @@ const flags = {
   redis: Settings.redis,
   queue: Settings.requiredString("queue", "the BullMQ queue other systems add jobs to", env("queue")),
   prefix: Settings.string("prefix", "the producers' BullMQ key prefix", "bull", env("prefix")),
-  keyspace: Settings.requiredString("keyspace", `where the feed's keyspace is: ${parsers}, or None for feeds without one`, env("keyspace")),
+  keyspace: Settings.string("keyspace", `where the feed's keyspace is: ${parsers}, or None for feeds without one`, "None", env("keyspace")),
   feed: Settings.requiredString("feed", `where the feed's name is: ${parsers}`, env("feed")),
   nonce: Settings.string("nonce", `where the entry's nonce is (exactly-once appends): ${parsers}, JobTimestamp or None`, "None", env("nonce")),
   timestamp: Settings.string(
