@@ -33,30 +33,13 @@ import { Counter, CounterBehavior } from "../../examples/entities/Counter.js"
 import * as LevelStore from "../../persistence/LevelStore.js"
 import * as MemoryStore from "../../persistence/MemoryStore.js"
 import { nactGroupCommitFloor } from "./floor.js"
-import { drive, median, options, report, type Row } from "./report.js"
+import { drive, driveEffect, median, options, report, type Row } from "./report.js"
 
 /** Warm up, then measure. */
 const measure = async (inFlight: number, millis: number, call: (i: number) => Promise<unknown>) => {
   await drive(inFlight, Math.min(500, millis / 3), call)
   return drive(inFlight, millis, call)
 }
-
-/** `drive` for Effects: `inFlight` fibers of one program, each running its calls in turn. */
-const driveEffect = <R>(inFlight: number, millis: number, call: (i: number) => Effect.Effect<unknown, unknown, R>) =>
-  Effect.suspend(() => {
-    let done = 0
-    let next = 0
-    const deadline = performance.now() + millis
-    const started = performance.now()
-    const worker = Effect.whileLoop({
-      while: () => performance.now() < deadline,
-      body: () => call(next++),
-      step: () => void done++
-    })
-    return Effect.forEach(Array.from({ length: inFlight }), () => worker, { concurrency: "unbounded", discard: true }).pipe(
-      Effect.map(() => (done * 1000) / (performance.now() - started))
-    )
-  })
 
 /** Warm up, then measure, with Effects. */
 const measureEffect = <R>(inFlight: number, millis: number, call: (i: number) => Effect.Effect<unknown, unknown, R>) =>

@@ -1,7 +1,9 @@
 /**
  * Reporting for benchmarks: a readable table of rows, then one JSON line with every figure, so
- * that people read the table and scripts read the last line.
+ * that people read the table and scripts read the last line; and the drivers that keep N calls
+ * in flight.
  */
+import { Effect } from "effect"
 
 /** One measured figure. */
 export interface Row {
@@ -58,6 +60,26 @@ export const drive = async (inFlight: number, millis: number, call: (i: number) 
   }))
   return (done * 1000) / (performance.now() - started)
 }
+
+/**
+ * `drive` for Effects: `inFlight` fibers of one program, each running its calls in turn (how an
+ * Effect application calls; entering the runtime once per call is a driver's cost, not a call's).
+ */
+export const driveEffect = <R>(inFlight: number, millis: number, call: (i: number) => Effect.Effect<unknown, unknown, R>) =>
+  Effect.suspend(() => {
+    let done = 0
+    let next = 0
+    const deadline = performance.now() + millis
+    const started = performance.now()
+    const worker = Effect.whileLoop({
+      while: () => performance.now() < deadline,
+      body: () => call(next++),
+      step: () => void done++
+    })
+    return Effect.forEach(Array.from({ length: inFlight }), () => worker, { concurrency: "unbounded", discard: true }).pipe(
+      Effect.map(() => (done * 1000) / (performance.now() - started))
+    )
+  })
 
 /** The `q` quantile (0..1) of a list of numbers. */
 export const quantile = (values: ReadonlyArray<number>, q: number): number => {
