@@ -18,7 +18,11 @@ export class PoisonMessage extends Schema.TaggedError<PoisonMessage>()("PoisonMe
   cause: Schema.String
 }) {}
 
-/** No reply came within the ask's timeout; the message may still be handled. */
+/**
+ * No reply came within the ask's timeout, and the message had not reached its handler, which
+ * skips it (so it never takes effect). An ask that times out once its handler had it is answered
+ * `OutcomeUnknown` instead.
+ */
 export class AskTimeout extends Schema.TaggedError<AskTimeout>()("AskTimeout", {
   entity: Schema.String,
   timeoutMillis: Schema.Number

@@ -20,6 +20,13 @@ export interface Envelope {
   readonly reply: ((exit: Exit.Exit<unknown, unknown>) => void) | undefined
   /** Milliseconds since the epoch after which the caller no longer waits (Infinity for none). */
   readonly deadline: number
+  /**
+   * Called when the message is handed to its handler, or to another process that may handle it:
+   * an ask that times out before then was not handled (a handler skips a message past its
+   * deadline) and answers `AskTimeout`; one that times out after may have taken effect and
+   * answers `OutcomeUnknown`.
+   */
+  readonly begin?: (() => void) | undefined
 }
 
 /** Delivers envelopes to entities. */

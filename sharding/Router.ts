@@ -133,7 +133,7 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
       }
       answer(original, exit)
     }
-    const envelope: Envelope = { ...original, reply }
+    const envelope: Envelope = { ...original, reply, begin: () => original.begin?.() }
     if (owner.worker === manager.workerId) {
       runtime.deliver(envelope)
       handing = false
@@ -143,6 +143,8 @@ export const make: Effect.Effect<MessengerShape, never, EntityRuntime | ShardMan
     if (connected === undefined) return false
     connected.send(envelope)
     handing = false
+    // The owner may handle it from now on, whatever becomes of its answer.
+    original.begin?.()
     return true
   }
 

@@ -4,7 +4,7 @@
  * kept in `Deadlines`, driven by the owner's tick, and the asks in flight are bounded.
  */
 import { Exit } from "effect"
-import { AskTimeout, Overloaded } from "../EntityError.js"
+import { AskTimeout, OutcomeUnknown, Overloaded } from "../EntityError.js"
 import type { Envelope } from "../Messenger.js"
 import { Deadlines } from "./deadlines.js"
 
@@ -16,6 +16,7 @@ class TrackedAsk implements Envelope {
   readonly payload: unknown
   readonly deadline: number
   private settled = false
+  private begun = false
 
   constructor(private readonly source: Envelope, private readonly timeout: number, private readonly tracker: AskTracker) {
     this.type = source.type
@@ -32,10 +33,20 @@ class TrackedAsk implements Envelope {
     this.source.reply!(exit)
   }
 
+  begin(): void {
+    this.begun = true
+    this.source.begin?.()
+  }
+
   expire(): void {
     if (this.settled) return
     this.settled = true
-    this.source.reply!(Exit.fail(new AskTimeout({ entity: `${this.type}/${this.id}`, timeoutMillis: this.timeout })))
+    const entity = `${this.type}/${this.id}`
+    this.source.reply!(Exit.fail(
+      this.begun
+        ? new OutcomeUnknown({ entity, reason: `no reply within ${this.timeout} ms, after it was handed to its handler` })
+        : new AskTimeout({ entity, timeoutMillis: this.timeout })
+    ))
   }
 }
 

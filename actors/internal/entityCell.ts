@@ -259,7 +259,10 @@ export class EntityCell implements Participant {
   }
 
   private process(envelope: Envelope): Promise<void> | undefined {
+    // An ask past its deadline is skipped (its caller was answered AskTimeout); from here on a
+    // timeout means the message may have taken effect.
     if (envelope.reply !== undefined && envelope.deadline < this.host.now()) return undefined
+    envelope.begin?.()
     const epoch = this.host.epochOf(this.shard)
     if (epoch === undefined) {
       envelope.reply?.(Exit.fail(new ShardNotOwned({ entity: this.label, shard: this.shard })))

@@ -189,13 +189,18 @@ describe("entity runtime", () => {
     }))
   })
 
-  it("times out an ask that gets no reply with AskTimeout", async () => {
+  it("times out an ask: AskTimeout while it waited (never handled), OutcomeUnknown once its handler had it", async () => {
     const probes = new Probes()
     await run(runtimeLayer(probes), Effect.gen(function*() {
       const probe = yield* EntityClient.make(Probe)
-      const error = yield* Effect.flip(probe.ask("slow", "Block", { gate: "never" }, { timeoutMillis: 100 }))
-      assert.equal(error._tag, "AskTimeout")
+      const blocked = yield* Effect.forkChild(Effect.flip(probe.ask("slow", "Block", { gate: "never" }, { timeoutMillis: 100 })))
+      yield* Effect.sleep(20)
+      // Queued behind the blocked handler until its deadline: never handled.
+      const waited = yield* Effect.flip(probe.ask("slow", "Write", { key: "k", value: "late" }, { timeoutMillis: 100 }))
+      assert.equal(waited._tag, "AskTimeout")
+      assert.equal((yield* Fiber.join(blocked))._tag, "OutcomeUnknown", "the handler had begun: it may have taken effect")
       yield* Deferred.succeed(probes.gate("never"), 1)
+      assert.equal(yield* probe.ask("slow", "Read", { key: "k" }), null, "the timed-out write was skipped, not applied late")
     }))
   })
 
