@@ -138,6 +138,8 @@ const positiveFinite = (value: unknown): value is number => typeof value === "nu
 const checkField = (name: string, definition: FieldDefinition): InvalidSchema | undefined => {
   const at = `fields.${name}`
   if (!FIELD_NAME.test(name)) return invalid(at, "a field name is 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-', not starting with a digit")
+  // Names every object already has (`constructor`, `toString`, `__proto__`...) would read as fields that exist.
+  if (name in Object.prototype) return invalid(at, "is a reserved name")
   if (typeof definition !== "object" || definition === null) return invalid(at, "must be an object with a type")
   if (definition.type === "keyword" || definition.type === "numeric") return undefined
   if (definition.type !== "text") return invalid(`${at}.type`, "must be \"text\", \"keyword\" or \"numeric\"")
@@ -149,10 +151,33 @@ const checkField = (name: string, definition: FieldDefinition): InvalidSchema | 
   return undefined
 }
 
-/** Checks the limits: every one a positive integer. */
+/**
+ * How far an index's definition may raise each limit: they bound a request's memory and time, so
+ * whoever may define an index (over HTTP: anyone with the token) must not lift them.
+ */
+export const limitsCeiling: SearchLimits = {
+  documentBytesMax: 16 * 1024 * 1024,
+  idBytesMax: 512,
+  limitMax: 10_000,
+  resultWindowMax: 100_000,
+  queryBytesMax: 65_536,
+  queryClausesMax: 256,
+  queryDepthMax: 32,
+  filtersMax: 128,
+  expansionsMax: 10_000,
+  dictionaryScanMax: 10_000_000,
+  keywordBytesMax: 4_096,
+  keywordValuesMax: 4_096,
+  termLengthMax: Analyzer.TERM_LENGTH_MAX,
+  batchDocumentsMax: 10_000
+}
+
+/** Checks the limits: every one a positive integer, at most its ceiling, and no unknown one. */
 const checkLimits = (limits: SearchLimits): InvalidSchema | undefined => {
   for (const [name, value] of Object.entries(limits)) {
-    if (!Number.isSafeInteger(value) || value < 1) return invalid(`limits.${name}`, "must be a positive integer")
+    if (!Object.hasOwn(limitsCeiling, name)) return invalid(`limits.${name}`, `is not a limit (${Object.keys(limitsCeiling).join(", ")})`)
+    const ceiling = limitsCeiling[name as keyof SearchLimits]
+    if (!Number.isSafeInteger(value) || value < 1 || value > ceiling) return invalid(`limits.${name}`, `must be an integer from 1 to ${ceiling}`)
   }
   if (limits.limitMax > limits.resultWindowMax) return invalid("limits.limitMax", "must not exceed limits.resultWindowMax")
   return undefined
@@ -161,6 +186,11 @@ const checkLimits = (limits: SearchLimits): InvalidSchema | undefined => {
 /** Validates an index definition. */
 export const make = (input: IndexSchemaInput): Effect.Effect<IndexSchema, InvalidSchema> =>
   Effect.suspend(() => {
+    if (typeof input !== "object" || input === null || Array.isArray(input)) return Effect.fail(invalid("definition", "must be an object with fields"))
+    if (input.fields !== undefined && (typeof input.fields !== "object" || input.fields === null || Array.isArray(input.fields))) {
+      return Effect.fail(invalid("fields", "must be an object of field definitions"))
+    }
+    if (input.limits !== undefined && (typeof input.limits !== "object" || input.limits === null)) return Effect.fail(invalid("limits", "must be an object"))
     const names = Object.keys(input.fields ?? {}).sort()
     if (names.length === 0) return Effect.fail(invalid("fields", "an index needs at least one field"))
     if (names.length > FIELDS_MAX) return Effect.fail(invalid("fields", `an index has at most ${FIELDS_MAX} fields`))

@@ -14,7 +14,8 @@ import type { DeliveryError } from "../../actors/EntityError.js"
 import type { Messenger } from "../../actors/Messenger.js"
 import type { InvalidArgument } from "../../persistence/StoreError.js"
 import * as IndexSchema from "./IndexSchema.js"
-import { type IndexExists, IndexNotFound, type InvalidDocument, InvalidSchema } from "./SearchError.js"
+import * as Documents from "./internal/documents.js"
+import { type DocumentTooLarge, type IndexExists, IndexNotFound, type InvalidDocument, InvalidSchema } from "./SearchError.js"
 import * as SearchEntity from "./SearchEntity.js"
 import * as SearchIndex from "./SearchIndex.js"
 import * as Messages from "./SearchMessages.js"
@@ -38,7 +39,7 @@ export interface SearchShape {
   readonly openOrInfer: (
     index: string,
     document: unknown
-  ) => Effect.Effect<RemoteIndex, InvalidDocument | InvalidSchema | DeliveryFailure>
+  ) => Effect.Effect<RemoteIndex, InvalidDocument | DocumentTooLarge | InvalidSchema | DeliveryFailure>
 }
 
 /** The search client service. */
@@ -113,6 +114,10 @@ export const make: Effect.Effect<SearchShape, never, Messenger> = Effect.gen(fun
         const existing = yield* lookup(index)
         if (existing !== undefined) return existing
         const fields = yield* IndexSchema.infer(document)
+        // The document must fit the index it would define (keyword lengths, size...): a document
+        // refused must not leave an index behind.
+        const refused = Documents.validate(yield* IndexSchema.make({ fields }), "first", document)
+        if (typeof refused !== "string") return yield* Effect.fail(refused)
         // Losing a race to another first document is fine: its definition is the index's.
         yield* define(index, { fields }).pipe(Effect.catchTag("IndexExists", () => Effect.void))
         const created = yield* lookup(index)

@@ -133,7 +133,17 @@ describe("bad input gets a typed error naming the field", () => {
       [{ fields: { a: { type: "text" } }, partitions: 300 }, "partitions"],
       [{ fields: { a: { type: "text" } }, bm25: { b: 2 } }, "bm25.b"],
       [{ fields: { a: { type: "text" } }, bm25: { k1: -1 } }, "bm25.k1"],
-      [{ fields: { a: { type: "text" } }, limits: { limitMax: 0 } }, "limits.limitMax"]
+      [{ fields: { a: { type: "text" } }, limits: { limitMax: 0 } }, "limits.limitMax"],
+      // Limits bound a request's memory and time: a definition cannot lift them.
+      [{ fields: { a: { type: "text" } }, limits: { queryClausesMax: Number.MAX_SAFE_INTEGER } }, "limits.queryClausesMax"],
+      [{ fields: { a: { type: "text" } }, limits: { dictionaryScanMax: 10_000_001 } }, "limits.dictionaryScanMax"],
+      [{ fields: { a: { type: "text" } }, limits: { nope: 1 } as never }, "limits.nope"],
+      // Names every object has would read as fields that exist.
+      [{ fields: { toString: { type: "text" } } }, "fields.toString"],
+      [{ fields: { constructor: { type: "keyword" }, body: { type: "text" } } }, "fields.constructor"],
+      [JSON.parse('{"fields":{"__proto__":{"type":"text"}}}'), "fields.__proto__"],
+      [null as never, "definition"],
+      [{ fields: [] } as never, "fields"]
     ]
     for (const [definition, field] of cases) {
       const exit = await Effect.runPromiseExit(IndexSchema.make(definition))

@@ -99,6 +99,18 @@ describe("search routes", () => {
     expect((await call(node.base, "GET", "/v1/indexes/errors/docs/bad")).status).toBe(404)
     expect((await call(node.base, "GET", "/v1/indexes/errors")).body.docs).toBe(1)
 
+    // A first document refused leaves no index behind; so does one with a reserved field name.
+    const tooLong = await put("unborn", "a", { t: "x", k: ["a".repeat(300)] })
+    expect([tooLong.status, tooLong.body.error.field]).toEqual([400, "k"])
+    const reserved = await put("unborn", "a", { toString: "hello" })
+    expect([reserved.status, reserved.body.error.field]).toEqual([400, "fields.toString"])
+    expect((await call(node.base, "GET", "/v1/indexes/unborn")).status).toBe(404)
+    // A definition that is no object is bad input, not a bug.
+    for (const body of [undefined, null, [1]]) {
+      const answer = await call(node.base, "PUT", "/v1/indexes/shapeless", body === undefined ? undefined : JSON.stringify(body))
+      expect([answer.status, answer.body.error.field]).toEqual([400, "definition"])
+    }
+
     const invalidDefinition = await call(node.base, "PUT", "/v1/indexes/bad-def", { fields: { t: { type: "text", boost: -1 } } })
     expect([invalidDefinition.status, invalidDefinition.body.error.code, invalidDefinition.body.error.field]).toEqual([400, "InvalidSchema", "fields.t.boost"])
     expect((await call(node.base, "GET", "/v1/indexes/bad-def")).status).toBe(404)
