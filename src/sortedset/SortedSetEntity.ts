@@ -49,8 +49,12 @@ export const Batch = Rpc.make("Batch", {
   error: InvalidArgument
 })
 
-/** The sorted set entity type. */
-export const SortedSetEntity = Entity.make("zset", [Add, IncrBy, Remove, Score, Rank, Range, Count, Card, Pop, RemoveRange, Batch])
+/**
+ * The sorted set entity type. `Batch` is what the coalescing client sends for its callers, each
+ * of whom sent one request; over the HTTP ask route one body would carry a thousand ranges of up
+ * to 100,000 members each, so it is internal there.
+ */
+export const SortedSetEntity = Entity.make("zset", [Add, IncrBy, Remove, Score, Rank, Range, Count, Card, Pop, RemoveRange, Batch], { internal: ["Batch"] })
 
 const run = (tag: Messages.Request["_tag"]) => (payload: unknown, context: Entity.DirectContext<SortedSet.SortedSet>) =>
   Messages.handle(context.state, context.view, { _tag: tag, ...(payload as object) } as Messages.Request)

@@ -175,6 +175,8 @@ describe("HTTP API v1", () => {
     assert.equal((await call(node.base, "GET", "/v1/feeds/via-ask/entries")).body.items.length, 1, "the entry is still there")
     const partition = await call(node.base, "POST", "/v1/entities/search/0:idx/ask", { message: { _tag: "Partition", payload: { definition: {}, request: {} } } })
     assert.equal(partition.status, 400, "a search partition trusts the definition its index sends: not open to asks")
+    const batch = await call(node.base, "POST", "/v1/entities/zset/z/ask", { message: { _tag: "Batch", payload: { requests: [{ _tag: "Card" }] } } })
+    assert.equal(batch.status, 400, "a zset batch is the coalescing client's, not one caller's")
   })
 
   it("exports Prometheus metrics for requests, entities, commits and the store", async () => {
