@@ -60,6 +60,16 @@ export interface ServerOptions {
   readonly token?: string | undefined
   /** Largest JSON body, in bytes (default 1 MiB). */
   readonly bodyLimitBytes?: number | undefined
+  /**
+   * Requests handled at once (default 1,024); past it a request is answered 429 `Overloaded`
+   * before its body is read. Public routes (`/health`) are not counted, so they answer under load.
+   */
+  readonly requestsInFlightMax?: number | undefined
+  /**
+   * Bytes of request bodies held at once, all requests together (default 256 MiB): a body that
+   * would go past it is answered 429 `Overloaded`, so stalled uploads cannot fill the memory.
+   */
+  readonly bodyBytesInFlightMax?: number | undefined
 }
 
 const NAME_BYTES_MAX = 512
@@ -162,23 +172,51 @@ const send = (response: Http.ServerResponse, status: number, contentType: string
 const sendError = (response: Http.ServerResponse, error: ApiError.ApiError, extra: Http.OutgoingHttpHeaders = {}) =>
   send(response, error.status, "application/json", ApiError.body(error), extra)
 
-/** Reads a body up to `limit` bytes; undefined when it is larger (the caller answers 413). */
-const readBody = (request: Http.IncomingMessage, limit: number): Promise<Buffer | undefined> =>
-  new Promise((resolve, reject) => {
+const OVERLOADED_REQUESTS = ApiError.make(429, "Overloaded", "the worker is handling as many requests as it takes; retry later")
+const OVERLOADED_BODIES = ApiError.make(429, "Overloaded", "the worker holds as many request bodies as it takes; retry later")
+
+/** The bytes of request bodies held at once, against a budget shared by all requests. */
+class BodyBudget {
+  held = 0
+  constructor(readonly max: number) {}
+}
+
+/**
+ * Reads a body up to `limit` bytes: "too large" when it is larger (the caller answers 413),
+ * "overloaded" when the bodies held at once would go past the budget (429), "aborted" when the
+ * client went away first.
+ */
+const readBody = (request: Http.IncomingMessage, limit: number, budget: BodyBudget): Promise<Buffer | "too large" | "overloaded" | "aborted"> =>
+  new Promise((resolve) => {
     const declared = Number(request.headers["content-length"] ?? "0")
-    if (declared > limit) return resolve(undefined)
+    if (declared > limit) return resolve("too large")
     const chunks: Array<Buffer> = []
     let size = 0
+    const stop = (outcome: "too large" | "overloaded") => {
+      request.removeAllListeners("data")
+      request.pause()
+      resolve(outcome)
+    }
+    // What this body holds goes back to the budget however the request ends.
+    const release = () => {
+      budget.held -= size
+      size = 0
+    }
+    request.once("close", release)
     request.on("data", (chunk: Buffer) => {
+      if (size + chunk.length > limit) return stop("too large")
+      if (budget.held + chunk.length > budget.max) return stop("overloaded")
       size += chunk.length
-      if (size > limit) {
-        request.removeAllListeners("data")
-        request.pause()
-        resolve(undefined)
-      } else chunks.push(chunk)
+      budget.held += chunk.length
+      chunks.push(chunk)
     })
-    request.on("end", () => resolve(Buffer.concat(chunks)))
-    request.on("error", reject)
+    request.on("end", () => {
+      const body = Buffer.concat(chunks)
+      release()
+      resolve(body)
+    })
+    // A client that went away is nobody to answer, not a failure of the server.
+    request.on("error", () => resolve("aborted"))
   })
 
 /** Starts the server for the scope; answers with the bound address. */
@@ -189,6 +227,9 @@ export const make = <R>(routes: ReadonlyArray<Route<R>>, options: ServerOptions)
     const limit = options.bodyLimitBytes ?? 1024 * 1024
     const token = options.token === undefined ? undefined : digest(options.token)
     const run = Effect.runPromiseExitWith(context as Context.Context<R>)
+    const budget = new BodyBudget(options.bodyBytesInFlightMax ?? 256 * 1024 * 1024)
+    const requestsMax = options.requestsInFlightMax ?? 1_024
+    let inFlight = 0
     const metricContext = metricsContext(context as Context.Context<never>)
     // Metric handles per route (latency) and per route, method and status (count), made once.
     const latencies = new Map<string, Metric.Metric<number, unknown>>()
@@ -233,6 +274,15 @@ export const make = <R>(routes: ReadonlyArray<Route<R>>, options: ServerOptions)
         finish(401)
         return sendError(response, ApiError.make(401, "Unauthorized", "a valid token is required"), { "www-authenticate": "Basic realm=\"shardfeed\"" })
       }
+      if (found.route.public !== true) {
+        // Admission: past the bound a request costs nothing but its answer (its body is not read).
+        if (inFlight >= requestsMax) {
+          finish(429)
+          return sendError(response, OVERLOADED_REQUESTS, { connection: "close" })
+        }
+        inFlight++
+        response.once("close", () => void inFlight--)
+      }
       const pathParams = params(found.segments, segments)
       if ("status" in pathParams && "code" in pathParams) {
         finish(pathParams.status as number)
@@ -241,11 +291,16 @@ export const make = <R>(routes: ReadonlyArray<Route<R>>, options: ServerOptions)
       let body: unknown = undefined
       if (found.route.rawBody === true) body = incoming
       else if (method === "POST" || method === "PUT") {
-        const raw = await readBody(incoming, limit)
-        if (raw === undefined) {
+        const raw = await readBody(incoming, limit, budget)
+        if (raw === "too large") {
           finish(413)
           return sendError(response, ApiError.make(413, "PayloadTooLarge", `the body is over the limit of ${limit} bytes`), { connection: "close" })
         }
+        if (raw === "overloaded") {
+          finish(429)
+          return sendError(response, OVERLOADED_BODIES, { connection: "close" })
+        }
+        if (raw === "aborted") return finish(499)
         if (raw.length > 0) {
           const parsed = Json.parse(raw.toString("utf8"))
           if (parsed instanceof Json.MalformedJson) {
