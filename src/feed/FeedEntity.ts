@@ -36,10 +36,23 @@ export interface FeedLimits {
   readonly recordBytesMax: number
   /** Records one compaction step reads (and so at most rewrites); the rest is the next step's. */
   readonly compactRecordsMax: number
+  /**
+   * Bytes of values in one page (default 64 MiB): a page ends there even short of its `limit`
+   * (its first entry always fits), so a page of large entries stays an answer a process can
+   * hold; its cursor goes on from there.
+   */
+  readonly pageBytesMax: number
 }
 
 /** The default bounds. */
-export const defaultLimits: FeedLimits = { appendItemsMax: 1_000, pageLimitMax: 1_000, recordEntriesMax: 256, recordBytesMax: 64 * 1024, compactRecordsMax: 256 }
+export const defaultLimits: FeedLimits = {
+  appendItemsMax: 1_000,
+  pageLimitMax: 1_000,
+  recordEntriesMax: 256,
+  recordBytesMax: 64 * 1024,
+  compactRecordsMax: 256,
+  pageBytesMax: 64 * 1024 * 1024
+}
 
 /** What each bound may be: a record's entry count is stored in 16 bits; a step must pass its first record. */
 const LIMIT_RANGES: { readonly [K in keyof FeedLimits]: readonly [number, number] } = {
@@ -47,7 +60,8 @@ const LIMIT_RANGES: { readonly [K in keyof FeedLimits]: readonly [number, number
   pageLimitMax: [1, 10_000],
   recordEntriesMax: [1, 65_535],
   recordBytesMax: [1, 16 * 1024 * 1024],
-  compactRecordsMax: [2, 10_000]
+  compactRecordsMax: [2, 10_000],
+  pageBytesMax: [1, 256 * 1024 * 1024]
 }
 
 /** Checks a feed type's bounds; a bad one is a programming error, thrown with the field named. */
@@ -603,6 +617,13 @@ export const behavior = <A, I>(
     return Effect.gen(function*() {
       const out: Array<Record.StoredEntry> = []
       if (!Head.exists(head)) return out
+      // A page also ends at `pageBytesMax` of values (its first entry always fits).
+      let bytes = 0
+      const full = () => out.length >= limit || bytes >= limits.pageBytesMax
+      const add = (entry: Record.StoredEntry) => {
+        out.push(entry)
+        bytes += entry.value.length
+      }
       const accepts = (offset: number) =>
         start === undefined || (backward ? (inclusive ? offset <= start : offset < start) : (inclusive ? offset >= start : offset > start))
       // From the start's position in the record on: entries before it are not even decoded.
@@ -610,14 +631,14 @@ export const behavior = <A, I>(
         const count = Record.size(record)
         const at = start === undefined ? undefined : start - record.firstOffset
         if (backward) {
-          for (let i = at === undefined ? count - 1 : Math.min(count - 1, at); i >= 0 && out.length < limit; i--) {
+          for (let i = at === undefined ? count - 1 : Math.min(count - 1, at); i >= 0 && !full(); i--) {
             const entry = Record.entryAt(record, i)
-            if (!entry.removed && accepts(entry.offset)) out.push(entry)
+            if (!entry.removed && accepts(entry.offset)) add(entry)
           }
         } else {
-          for (let i = at === undefined ? 0 : Math.max(0, at); i < count && out.length < limit; i++) {
+          for (let i = at === undefined ? 0 : Math.max(0, at); i < count && !full(); i++) {
             const entry = Record.entryAt(record, i)
-            if (!entry.removed && accepts(entry.offset)) out.push(entry)
+            if (!entry.removed && accepts(entry.offset)) add(entry)
           }
         }
       }
@@ -634,7 +655,7 @@ export const behavior = <A, I>(
           if (around.at !== undefined) take(around.at)
           for (const record of around.next) take(record)
           const last = around.next[around.next.length - 1] ?? around.at
-          if (around.end || out.length >= limit) return out
+          if (around.end || full()) return out
           from = last?.firstOffset
         } else {
           const first = yield* Navigate.recordAtOrBefore(view, head.generation, start)
@@ -651,7 +672,7 @@ export const behavior = <A, I>(
       }
       // Read records in growing steps: few reads for dense records, bounded waste for sparse ones.
       let step = 2
-      while (out.length < limit) {
+      while (!full()) {
         const records = yield* Navigate.recordsFrom(view, head.generation, from, backward, step)
         for (const record of records) take(record)
         if (records.length < step) break

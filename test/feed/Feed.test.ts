@@ -179,6 +179,29 @@ describe("feeds", () => {
     assert.doesNotThrow(() => Feed.define("kept", { entry: Schema.Number, retention: { maxEntries: 10, maxAgeMillis: 60_000 } }))
   })
 
+  it("ends a page at its byte bound, with a cursor that goes on from there", async () => {
+    const Large = Feed.define("large", { entry: Schema.String, limits: { pageBytesMax: 250 } })
+    await run(Feed.layer(Large).pipe(Layer.provideMerge(feedNode(MemoryStore.layer))), Effect.gen(function*() {
+      const feeds = yield* Feed.client(Large)
+      // Each value is 100 bytes of JSON: a page ends with the entry that reaches 250 bytes.
+      yield* feeds.append("big-values", Array.from({ length: 10 }, (_, i) => ({ value: String(i).padEnd(98, "x") })))
+      const seen: Array<number> = []
+      const sizes: Array<number> = []
+      let cursor: string | undefined
+      for (let pages = 0; pages < 10; pages++) {
+        const page = yield* feeds.page("big-values", { limit: 10, ...(cursor === undefined ? {} : { cursor }) })
+        if (page.items.length === 0) break
+        sizes.push(page.items.length)
+        for (const item of page.items) seen.push(item.offset)
+        cursor = page.cursor!
+      }
+      assert.deepEqual(sizes, [3, 3, 3, 1])
+      assert.deepEqual(seen, Array.from({ length: 10 }, (_, i) => i + 1))
+      assert.equal((yield* feeds.page("big-values", { order: "backward", limit: 10 })).items.length, 3, "backward too")
+    }))
+    assert.throws(() => Feed.define("unbounded", { entry: Schema.String, limits: { pageBytesMax: 0 } }), /limits\.pageBytesMax/)
+  })
+
   it("refuses every bad input with a typed error naming the field, and writes nothing", async () => {
     await run(node(), Effect.gen(function*() {
       const feeds = yield* Feed.client(Feed.Json)
