@@ -141,6 +141,8 @@ const params = (pattern: ReadonlyArray<string>, segments: ReadonlyArray<string>)
     if (value.length === 0 || utf8Length(value) > NAME_BYTES_MAX) {
       return ApiError.make(400, "InvalidArgument", `must be 1 to ${NAME_BYTES_MAX} bytes of UTF-8`, name.slice(1))
     }
+    // U+0000 separates keys in the store: no name holds it (refused here so the error names the parameter).
+    if (value.includes("\u0000")) return ApiError.make(400, "InvalidArgument", "must not contain U+0000", name.slice(1))
     out[name.slice(1)] = value
   }
   return out

@@ -125,7 +125,8 @@ describe("HTTP API v1", () => {
       ["GET", "/v1/nothing", undefined, 404, "NotFound"],
       ["PATCH", "/v1/feeds/f", undefined, 405, "MethodNotAllowed"],
       ["POST", "/v1/entities/nope/1/ask", { message: { _tag: "X" } }, 404, "UnknownEntityType"],
-      ["POST", "/v1/entities/feed/f/ask", { message: { _tag: "Nope" } }, 400, "InvalidArgument", "message._tag"]
+      ["POST", "/v1/entities/feed/f/ask", { message: { _tag: "Nope" } }, 400, "InvalidArgument", "message._tag"],
+      ["POST", "/v1/feeds/a%00b/append", { items: [{ value: 1 }] }, 400, "InvalidArgument", "feed"]
     ]
     for (const [method, path, body, status, code, field] of cases) {
       const answer = await call(node.base, method, path, body)
