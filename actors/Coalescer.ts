@@ -15,7 +15,7 @@
  */
 import { Effect, Exit } from "effect"
 import { failureOf } from "./EntityClient.js"
-import { EntityUnavailable, MailboxFull } from "./EntityError.js"
+import { EntityUnavailable, isInvalidMessage, MailboxFull } from "./EntityError.js"
 import type { MessengerShape } from "./Messenger.js"
 
 /** A message to the entity: its tag and payload. */
@@ -112,7 +112,7 @@ export class Coalescer<In, Out> {
           // Refused whole before any call was handled (one call's payload does not encode for
           // the wire, say): each call goes alone, in order, for an outcome of its own, so one
           // caller's bad input never fails the others.
-          if (calls.length > 1 && refusedWhole(exit)) return this.sendEachAlone(id, calls, 0, after)
+          if (calls.length > 1 && isInvalidMessage(exit)) return this.sendEachAlone(id, calls, 0, after)
           settle(exit)
           after()
         }
@@ -166,9 +166,6 @@ export class Coalescer<In, Out> {
 }
 
 /** Whether a message was refused as invalid before it was handled at all. */
-const refusedWhole = (exit: Exit.Exit<unknown, unknown>): boolean =>
-  Exit.isFailure(exit) && exit.cause.reasons.some((reason) => reason._tag === "Fail" && (reason.error as { readonly _tag?: unknown })._tag === "InvalidMessage")
-
 const shared = new WeakMap<MessengerShape, Map<string, Coalescer<any, any>>>()
 
 /**

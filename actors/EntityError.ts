@@ -2,7 +2,7 @@
  * The typed errors of the entity runtime. They are Schema errors because an `ask` may be answered
  * by another worker process, and the caller must see the same error there as here.
  */
-import { Schema } from "effect"
+import { Exit, Schema } from "effect"
 
 /** The entity's mailbox already holds `capacity` messages; the message was not accepted. */
 export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull", {
@@ -72,6 +72,10 @@ export class InvalidMessage extends Schema.TaggedError<InvalidMessage>()("Invali
   field: Schema.String,
   message: Schema.String
 }) {}
+
+/** Whether an outcome is `InvalidMessage`: the message itself was refused, so sending it again as it is would be too. */
+export const isInvalidMessage = (exit: Exit.Exit<unknown, unknown>): boolean =>
+  Exit.isFailure(exit) && exit.cause.reasons.some((reason) => reason._tag === "Fail" && (reason.error as { readonly _tag?: unknown })._tag === "InvalidMessage")
 
 /** The errors any delivery can fail with, besides the handler's own declared errors. */
 export type DeliveryError =

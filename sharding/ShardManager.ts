@@ -11,6 +11,7 @@
  * runtime's.
  */
 import { Context, Effect, Exit, Layer, Metric, PubSub, Queue, Result, Scope, Stream } from "effect"
+import type { EntityEvent } from "../actors/EntityEvent.js"
 import { EntityRuntime } from "../actors/EntityRuntime.js"
 import { forgetBefore } from "../actors/WritePause.js"
 import { assign } from "./Assignment.js"
@@ -106,11 +107,6 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
     let started = false
     const events = yield* PubSub.sliding<ShardEvent>(1_024)
     const publish = (event: ShardEvent) => void PubSub.publishUnsafe(events, event)
-    // The runtime learns of fencing from the store; the cluster's event stream says so too.
-    yield* Effect.forkIn(
-      Stream.runForEach(runtime.events, (event) => Effect.sync(() => event._tag === "ShardFenced" && publish({ _tag: "FencingRejected", shard: event.shard }))),
-      scope
-    )
     let owners: ReadonlyArray<Owner | undefined> = new Array(shardCount).fill(undefined)
     let members: ReadonlyArray<Member> = []
     const handingOff = new Set<number>()
@@ -335,7 +331,15 @@ export const make = (options: Options): Effect.Effect<ShardManagerShape, unknown
       members: () => members,
       requestRefresh: () => void Queue.offerUnsafe(wake, undefined),
       start,
-      events: Stream.fromPubSub(events)
+      // The runtime learns of fencing from the store; the cluster's stream says so too, read from
+      // the runtime's events only while someone listens.
+      events: Stream.merge(
+        Stream.fromPubSub(events),
+        runtime.events.pipe(
+          Stream.filter((event): event is Extract<EntityEvent, { readonly _tag: "ShardFenced" }> => event._tag === "ShardFenced"),
+          Stream.map((event): ShardEvent => ({ _tag: "FencingRejected", shard: event.shard }))
+        )
+      )
     } satisfies ShardManagerShape
   })
 

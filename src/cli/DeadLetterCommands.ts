@@ -21,7 +21,7 @@ const cluster = Settings.optionalString(
 
 /** The prefix the flags name: a worker cluster's own (`shardfeed worker --cluster`), or `--prefix`. */
 const prefixOf = (flags: { readonly prefix: string; readonly cluster: Option.Option<string> }) =>
-  Option.match(flags.cluster, { onNone: () => flags.prefix, onSome: (name) => `shardfeed.${name}` })
+  Option.match(flags.cluster, { onNone: () => flags.prefix, onSome: Node.clusterPrefix })
 
 const provide = <A, E>(
   flags: { readonly redis: string; readonly queue: string; readonly prefix: string; readonly cluster: Option.Option<string> },

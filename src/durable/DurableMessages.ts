@@ -11,7 +11,7 @@
 import { Cause, Context, Effect, Exit, Layer, Option, PubSub, Schema, type Scope, Stream } from "effect"
 import type { Rpc } from "effect/rpc"
 import type { AnyEntityType, EntityType } from "../../actors/Entity.js"
-import { InvalidMessage, UnknownEntityType } from "../../actors/EntityError.js"
+import { InvalidMessage, isInvalidMessage, UnknownEntityType } from "../../actors/EntityError.js"
 import { EntityRuntime, validateEntityId } from "../../actors/EntityRuntime.js"
 import { Messenger, type MessengerShape } from "../../actors/Messenger.js"
 import { utf8Length } from "../../persistence/internal/bytes.js"
@@ -111,11 +111,6 @@ const describeExit = (exit: Exit.Failure<unknown, unknown>): string => {
     return String(error).slice(0, CAUSE_TEXT_MAX)
   }
   return Cause.pretty(exit.cause).slice(0, CAUSE_TEXT_MAX)
-}
-
-const isInvalidMessage = (exit: Exit.Failure<unknown, unknown>) => {
-  const failure = Cause.findErrorOption(exit.cause)
-  return failure._tag === "Some" && (failure.value as { _tag?: unknown })._tag === "InvalidMessage"
 }
 
 /** Per-message codecs, made once per entity type and tag (the hot path reuses them). */

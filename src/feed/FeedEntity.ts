@@ -81,7 +81,7 @@ export interface Retention {
 }
 
 /** Checks a feed type's retention: each bound, when given, a positive whole number (thrown with the field named). */
-export const checkRetention = (type: string, retention: Retention): void => {
+const checkRetention = (type: string, retention: Retention): void => {
   for (const field of ["maxEntries", "maxAgeMillis"] as const) {
     const value = retention[field]
     if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
@@ -164,17 +164,17 @@ const makeCodec = <A, I>(entry: Schema.Codec<A, I>): Codec<A> => {
   }
 }
 
-/** The feed entity's behaviour for a feed type. */
+/** The feed entity's behaviour for a feed type, with its bounds (defaults filled in by `Feed.define`). */
 export const behavior = <A, I>(
   entity: Entity.AnyEntityType,
   entry: Schema.Codec<A, I>,
   options: {
+    readonly limits: FeedLimits
     readonly retention?: Retention | undefined
-    readonly limits?: Partial<FeedLimits> | undefined
     readonly clock?: (() => number) | undefined
-  } = {}
+  }
 ) => {
-  const limits = { ...defaultLimits, ...options.limits }
+  const limits = options.limits
   checkLimits(entity.type, limits)
   const codec = makeCodec(entry)
   const clock = options.clock ?? Date.now

@@ -194,10 +194,13 @@ export const workerLayer = (options: Worker.WorkerOptions) => {
  * request). Durable work runs on the coordination Redis, in BullMQ queues of the cluster's own
  * prefix (hash-tagged on a Redis Cluster: `{shardfeed.<cluster>}`), every worker consuming them.
  */
+/** The BullMQ key prefix of a cluster's durable work (`dead-letters --cluster` reads the same). */
+export const clusterPrefix = (cluster: string): string => `shardfeed.${cluster}`
+
 export const serveWorker = (options: WorkerNodeOptions): Effect.Effect<AddressInfo, unknown, Scope.Scope> =>
   Effect.flatMap(validate({ ...options, data: "" }), () => {
     const services = workerLayer(options)
     if (options.clientOnly === true) return serveWith(services, routes, options)
     const cluster = options.sharding?.clusterName ?? "default"
-    return serveWith(withDurable(services, options.redisUrl, `shardfeed.${cluster}`, options), durableRoutes, options)
+    return serveWith(withDurable(services, options.redisUrl, clusterPrefix(cluster), options), durableRoutes, options)
   })
